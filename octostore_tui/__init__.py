@@ -1,0 +1,1 @@
+"""octostore-tui: the Textual dashboard over octostored."""

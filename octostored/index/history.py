@@ -1,0 +1,102 @@
+"""Metric histories: read on demand, cached with a memory bound, extended by appends.
+
+A history is read the first time a client asks for it.  For a file store the
+cache remembers how many bytes of the metric file it consumed; when the file
+grew, only the new bytes are read (a live training run appends a line at a
+time).  The cache holds at most ``MAX_POINTS`` points, least recently used
+histories are dropped first.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+
+from ..model import Run
+from ..sources import filestore
+from ..sources.metricfile import Point
+
+MAX_POINTS = 2_000_000
+"""About 150 MB of cached points at most."""
+
+
+class HistoryCache:
+    def __init__(self, max_points: int = MAX_POINTS) -> None:
+        self.max_points = max_points
+        self._entries: OrderedDict[tuple[str, str], tuple[list[Point], int, int]] = OrderedDict()
+        self._points = 0
+        self._lock = threading.Lock()
+
+    def get(self, run: Run, key: str, store_kind: str) -> tuple[list[Point], list[str]]:
+        """The full history of ``key`` in ``run`` (timestamp, value, step), file order."""
+        if store_kind == "sqlite":
+            from ..sources import sqlitestore
+
+            return sqlitestore.metric_history(run.location, run.run_id, key), []
+        path = os.path.join(run.location, "metrics", key)
+        try:
+            st = os.stat(path)
+        except OSError:
+            return [], []
+        ck = (run.run_id, key)
+        with self._lock:
+            cached = self._entries.get(ck)
+            if cached is not None:
+                self._entries.move_to_end(ck)
+        if cached is not None:
+            points, consumed, size = cached
+            if size == st.st_size:
+                return points, []
+            if st.st_size > consumed:
+                new, consumed, warnings = filestore.read_metric_tail(run.location, key, consumed)
+                points = points + new
+                self._put(ck, points, consumed, st.st_size)
+                return points, warnings
+        points, consumed, warnings = filestore.read_metric_history(run.location, key)
+        self._put(ck, points, consumed, st.st_size)
+        return points, warnings
+
+    def _put(self, ck: tuple[str, str], points: list[Point], consumed: int, size: int) -> None:
+        with self._lock:
+            old = self._entries.pop(ck, None)
+            if old is not None:
+                self._points -= len(old[0])
+            self._entries[ck] = (points, consumed, size)
+            self._points += len(points)
+            while self._points > self.max_points and len(self._entries) > 1:
+                _, (dropped, _, _) = self._entries.popitem(last=False)
+                self._points -= len(dropped)
+
+    def invalidate_run(self, run_id: str) -> None:
+        """Nothing to do for appends (sizes tell); kept for stores rewritten in place."""
+
+
+def downsample(points: list[tuple[float, float]], max_points: int) -> list[tuple[float, float]]:
+    """At most ``max_points`` (x, y) points that keep each bucket's extremes.
+
+    Points are split into ``max_points // 2`` buckets along the list; each
+    bucket contributes its minimum and maximum in x order, and the first and
+    last points are always kept, so spikes and the end value survive.
+    """
+    n = len(points)
+    if max_points <= 0 or n <= max_points:
+        return points
+    buckets = max(1, (max_points - 2) // 2)
+    out = [points[0]]
+    size = (n - 2) / buckets
+    for b in range(buckets):
+        lo = 1 + int(b * size)
+        hi = 1 + int((b + 1) * size)
+        chunk = points[lo:hi]
+        if not chunk:
+            continue
+        finite = [p for p in chunk if p[1] == p[1]]
+        if not finite:
+            out.append(chunk[0])
+            continue
+        mn = min(finite, key=lambda p: p[1])
+        mx = max(finite, key=lambda p: p[1])
+        out.extend(sorted({mn, mx}, key=lambda p: p[0]) if mn != mx else [mn])
+    out.append(points[-1])
+    return out

@@ -1,0 +1,194 @@
+"""The run index of one root: experiments, runs, and the clock.
+
+Only :class:`octostored.index.root.Root`'s updater calls :meth:`RootIndex.apply`;
+request handlers only read.  Every applied batch bumps ``tick`` once, stamps
+the runs it changed with that tick and remembers removed runs as tombstones,
+so "what changed since clock N" is a scan over runs, never a timestamp race.
+
+A clock string names the daemon instance too (``c:<instance>:<tick>``): a clock
+from another instance cannot be vouched for and gets ``is_fresh_instance``
+and the full set (watchman's clock semantics).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..model import Experiment, Run
+
+TOMBSTONE_LIMIT = 100_000
+"""Removed-run records kept for ``since_clock`` answers; older ones force a fresh set."""
+
+
+@dataclass(slots=True)
+class SourceInfo:
+    id: str
+    kind: str
+    path: str
+    committed: bool = False
+    runs: int = 0
+    warnings: list[str] = field(default_factory=list)
+    watching: str = "inotify"
+    """"inotify", "polling" (watch limit reached) or "off"."""
+
+
+@dataclass(slots=True)
+class Changes:
+    """What one applied batch changed (the ``octostore/changed`` payload)."""
+
+    clock: str
+    runs: list[str]
+    removed: list[str]
+    experiments: list[str]
+    environment: bool = False
+    git: bool = False
+
+
+class RootIndex:
+    def __init__(self, root: str, instance: str) -> None:
+        self.root = root
+        self.instance = instance
+        self.tick = 0
+        self.runs: dict[str, Run] = {}
+        self.experiments: dict[str, Experiment] = {}
+        """By experiment key (see :func:`experiment_key`)."""
+        self.removed: dict[str, int] = {}
+        self.sources: dict[str, SourceInfo] = {}
+        self.warnings: list[str] = []
+        self.state = "indexing"
+        self.env_tick = 0
+        self.git_tick = 0
+        self.oldest_tick = 0
+        """Ticks before this one have lost their tombstones: such clocks get a fresh set."""
+
+    # -- clocks -----------------------------------------------------------------------
+    @property
+    def clock(self) -> str:
+        return f"c:{self.instance}:{self.tick}"
+
+    def parse_clock(self, clock: str | None) -> int | None:
+        """The tick of a clock from this instance, or None when it cannot be vouched for."""
+        if not clock or not isinstance(clock, str):
+            return None
+        prefix, _, tick = clock.rpartition(":")
+        if prefix != f"c:{self.instance}" or not tick.isdigit():
+            return None
+        value = int(tick)
+        if value > self.tick or value < self.oldest_tick:
+            return None
+        return value
+
+    # -- mutation (updater only) --------------------------------------------------------
+    def apply(
+        self,
+        runs: dict[str, Run],
+        experiments: dict[str, Experiment],
+        replace_sources: set[str] | None = None,
+        *,
+        environment: bool = False,
+        git: bool = False,
+    ) -> Changes | None:
+        """Apply a batch; return what changed, or None when nothing did.
+
+        ``runs`` and ``experiments`` are merged (a run met in two sources is one
+        run, see :func:`merge_runs`).  With ``replace_sources``, runs of those
+        sources that are absent from ``runs`` are removed.
+        """
+        changed: list[str] = []
+        removed: list[str] = []
+        changed_exps: list[str] = []
+        new_tick = self.tick + 1
+        for key, exp in experiments.items():
+            old = self.experiments.get(key)
+            if old != exp:
+                self.experiments[key] = exp
+                changed_exps.append(key)
+        if replace_sources:
+            for run_id, run in list(self.runs.items()):
+                if run_id in runs:
+                    continue
+                remaining = [s for s in run.sources if s not in replace_sources]
+                if len(remaining) == len(run.sources):
+                    continue
+                if not remaining:
+                    del self.runs[run_id]
+                    self.removed[run_id] = new_tick
+                    removed.append(run_id)
+                else:
+                    run.sources = remaining  # still present elsewhere; next read refreshes
+            for key, exp in list(self.experiments.items()):
+                if exp.source in replace_sources and key not in experiments:
+                    del self.experiments[key]
+                    changed_exps.append(key)
+        for run_id, run in runs.items():
+            old = self.runs.get(run_id)
+            merged = merge_runs(old, run) if old is not None else run
+            if old is not None:
+                merged.clock = old.clock
+                if merged == old:
+                    continue
+            merged.clock = new_tick
+            self.runs[run_id] = merged
+            self.removed.pop(run_id, None)
+            changed.append(run_id)
+        if not (changed or removed or changed_exps or environment or git):
+            return None
+        self.tick = new_tick
+        if environment:
+            self.env_tick = new_tick
+        if git:
+            self.git_tick = new_tick
+        if len(self.removed) > TOMBSTONE_LIMIT:
+            cut = sorted(self.removed.values())[len(self.removed) // 2]
+            self.removed = {k: t for k, t in self.removed.items() if t > cut}
+            self.oldest_tick = cut + 1
+        self._count_sources()
+        return Changes(self.clock, changed, removed, changed_exps, environment, git)
+
+    def _count_sources(self) -> None:
+        counts: dict[str, int] = {}
+        for run in self.runs.values():
+            for s in run.sources:
+                counts[s] = counts.get(s, 0) + 1
+        for sid, info in self.sources.items():
+            info.runs = counts.get(sid, 0)
+
+    # -- reads ----------------------------------------------------------------------
+    def changed_since(self, tick: int) -> tuple[list[Run], list[str]]:
+        runs = [r for r in self.runs.values() if r.clock > tick]
+        removed = [rid for rid, t in self.removed.items() if t > tick]
+        return runs, removed
+
+    def experiment_by_id(self, ident: str) -> list[Experiment]:
+        """Experiments whose key or MLflow id is ``ident``."""
+        exp = self.experiments.get(ident)
+        if exp is not None:
+            return [exp]
+        return [e for e in self.experiments.values() if e.experiment_id == ident]
+
+
+def merge_runs(old: Run, new: Run) -> Run:
+    """One run met in two sources: the live store wins over the committed copy.
+
+    The result keeps every source the run was seen in and is ``committed`` when
+    any of them is the committed store.
+    """
+    sources = list(dict.fromkeys([*old.sources, *new.sources]))
+    if old.source != new.source and not new.committed and old.committed:
+        primary = new
+    elif old.source != new.source and new.committed and not old.committed:
+        primary = old
+    else:
+        primary = new
+    merged = Run(**{f: getattr(primary, f) for f in Run.__slots__})  # type: ignore[attr-defined]
+    merged.sources = sources
+    merged.committed = old.committed or new.committed
+    return merged
+
+
+def experiment_key(exp: Experiment, taken: dict[str, Experiment]) -> str:
+    """A key unique in the root: the MLflow id, unless another store uses it for another name."""
+    other = taken.get(exp.experiment_id)
+    if other is None or other.source == exp.source or other.name == exp.name:
+        return exp.experiment_id
+    return f"{exp.experiment_id}@{exp.source}"

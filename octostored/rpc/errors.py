@@ -1,0 +1,50 @@
+"""Errors a person can act on: one sentence saying what is wrong and what to do.
+
+Each is a pygls ``JsonRpcException`` so that raising it in a handler becomes a
+JSON-RPC error ``{code, message, data}``; ``data.remedy`` repeats the advice
+for clients that show it apart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pygls.exceptions import JsonRpcException
+
+from . import protocol
+
+
+class OctostoreError(JsonRpcException):
+    CODE = protocol.NOT_SUPPORTED
+
+    def __init__(self, message: str, remedy: str = "", **data: Any) -> None:
+        full = f"{message}; {remedy}" if remedy else message
+        super().__init__(message=full, code=self.CODE, data={"remedy": remedy, **data})
+
+
+class InvalidParams(OctostoreError):
+    CODE = protocol.INVALID_PARAMS
+
+
+class RootNotFound(OctostoreError):
+    CODE = protocol.ROOT_NOT_FOUND
+
+
+class BadFilter(OctostoreError):
+    CODE = protocol.BAD_FILTER
+
+
+class RunNotFound(OctostoreError):
+    CODE = protocol.RUN_NOT_FOUND
+
+
+class ExperimentNotFound(OctostoreError):
+    CODE = protocol.EXPERIMENT_NOT_FOUND
+
+
+class ArtifactNotFound(OctostoreError):
+    CODE = protocol.ARTIFACT_NOT_FOUND
+
+
+class PathOutside(OctostoreError):
+    CODE = protocol.PATH_OUTSIDE

@@ -1,0 +1,31 @@
+"""Handler registration: one pygls server per connection, closures over the daemon.
+
+Each handler module exposes ``register(ls, daemon)``; handlers stay thin
+(check params, resolve the root, call the index, shape the reply).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pygls.lsp.server import LanguageServer
+
+from ... import __version__
+
+if TYPE_CHECKING:
+    from ..server import Daemon
+
+
+def make_server(daemon: Daemon) -> LanguageServer:
+    from ..server import _CONVERTER, ConnProtocol
+    from . import artifacts, daemon_info, lsp_features, runs
+
+    ls = LanguageServer(
+        "octostored", __version__, protocol_cls=ConnProtocol,
+        converter_factory=lambda: _CONVERTER,
+    )
+    ls.protocol.daemon = daemon  # type: ignore[attr-defined]
+    ls.report_server_error = lambda error, source: None  # type: ignore[method-assign]
+    for module in (daemon_info, runs, artifacts, lsp_features):
+        module.register(ls, daemon)
+    return ls

@@ -1,0 +1,102 @@
+"""status, sync, open, subscribe, environment, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+from ... import __version__
+from .. import protocol
+from ..params import Params
+
+if TYPE_CHECKING:
+    from pygls.lsp.server import LanguageServer
+
+    from ...index.root import Root
+    from ..server import Daemon
+
+
+HEAVY = ("mlflow", "pandas", "numpy", "sqlalchemy", "git")
+"""Modules the daemon must not load on its own (checked by the tests through status)."""
+
+
+def root_summary(root: Root) -> dict[str, Any]:
+    idx = root.index
+    return {
+        "root": root.path,
+        "clock": idx.clock,
+        "state": idx.state,
+        "runs": len(idx.runs),
+        "experiments": len(idx.experiments),
+        "sources": [
+            {"id": s.id, "kind": s.kind, "path": s.path, "committed": s.committed,
+             "runs": s.runs, "warnings": s.warnings, "watching": s.watching}
+            for s in idx.sources.values()
+        ],
+        "warnings": idx.warnings,
+    }
+
+
+def register(ls: LanguageServer, daemon: Daemon) -> None:
+    @ls.feature("octostore/status")
+    def status(ls: LanguageServer, params: Any) -> dict[str, Any]:
+        Params("octostore/status", params)
+        return {
+            "protocol_version": protocol.PROTOCOL_VERSION,
+            "capabilities": [f"cmd-{m}" for m in protocol.METHODS],
+            "version": __version__,
+            "pid": os.getpid(),
+            "instance": daemon.instance,
+            "uptime": time.time() - daemon.started,
+            "clients": len(daemon.connections),
+            "roots": [root_summary(r) for r in daemon.roots.values()],
+            "heavy_modules": sorted(m for m in HEAVY if m in sys.modules),
+        }
+
+    @ls.feature("octostore/open")
+    async def open_(ls: LanguageServer, params: Any) -> dict[str, Any]:
+        p = Params("octostore/open", params)
+        root = await daemon.root(p.str("root", required=True))
+        return root_summary(root)
+
+    @ls.feature("octostore/sync")
+    async def sync(ls: LanguageServer, params: Any) -> dict[str, Any]:
+        p = Params("octostore/sync", params)
+        root = await daemon.root(p.str("root", required=True))
+        await root.sync()
+        return {"root": root.path, "clock": root.index.clock}
+
+    @ls.feature("octostore/subscribe")
+    async def subscribe(ls: LanguageServer, params: Any) -> dict[str, Any]:
+        p = Params("octostore/subscribe", params)
+        root = await daemon.root(p.str("root", required=True))
+        name = p.str("name", "default")
+        daemon.subscriptions.setdefault(ls, {})[root.path] = {"name": name}
+        since = p.str("since")
+        tick = root.index.parse_clock(since)
+        return {"root": root.path, "subscription": name, "clock": root.index.clock,
+                "is_fresh_instance": since is not None and tick is None}
+
+    @ls.feature("octostore/unsubscribe")
+    async def unsubscribe(ls: LanguageServer, params: Any) -> dict[str, Any]:
+        p = Params("octostore/unsubscribe", params)
+        root = await daemon.root(p.str("root", required=True))
+        removed = daemon.subscriptions.get(ls, {}).pop(root.path, None) is not None
+        return {"root": root.path, "removed": removed}
+
+    @ls.feature("octostore/environment")
+    async def environment(ls: LanguageServer, params: Any) -> dict[str, Any]:
+        p = Params("octostore/environment", params)
+        root = await daemon.root(p.str("root", required=True))
+        from ...envfiles import environment_summary
+
+        summary = await asyncio.to_thread(environment_summary, root.path)
+        return {"root": root.path, "clock": root.index.clock, **summary}
+
+    @ls.feature("octostore/shutdown")
+    def shutdown(ls: LanguageServer, params: Any) -> dict[str, Any]:
+        asyncio.get_running_loop().call_later(0.05, daemon.stop_event.set)
+        return {"stopping": True, "pid": os.getpid()}

@@ -1,0 +1,221 @@
+"""experiments, runs, run, metric_history, insights, compare."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from ...index import insights as insights_mod
+from ...index.history import downsample
+from ...model import Run, json_float
+from ..errors import BadFilter, ExperimentNotFound, InvalidParams, RunNotFound
+from ..params import Params
+from ..shape import experiment_row, run_full, run_row
+
+if TYPE_CHECKING:
+    from pygls.lsp.server import LanguageServer
+
+    from ...index.root import Root
+    from ..server import Daemon
+
+MAX_LIMIT = 10_000
+VIEWS = ("active", "deleted", "all")
+
+
+def find_run(root: Root, run_id: str) -> Run:
+    """A run by id or unique id prefix (at least 6 characters)."""
+    run = root.index.runs.get(run_id)
+    if run is not None:
+        return run
+    if len(run_id) >= 6:
+        hits = [r for rid, r in root.index.runs.items() if rid.startswith(run_id)]
+        if len(hits) == 1:
+            return hits[0]
+        if len(hits) > 1:
+            raise RunNotFound(f"run id prefix {run_id} matches {len(hits)} runs",
+                              "give more characters of the run id")
+    raise RunNotFound(f"no run {run_id} in {root.path}",
+                      "list the runs with `octostore runs` and copy an id")
+
+
+def _experiment_runs(root: Root, ids: list[str] | None) -> list[Run]:
+    runs = list(root.index.runs.values())
+    if not ids:
+        return runs
+    keys: set[str] = set()
+    for ident in ids:
+        exps = root.index.experiment_by_id(ident)
+        if not exps:
+            exps = [e for e in root.index.experiments.values() if e.name == ident]
+        if not exps:
+            raise ExperimentNotFound(f"no experiment {ident!r} in {root.path}",
+                                     "list them with `octostore experiments`")
+        keys.update(e.key or e.experiment_id for e in exps)
+    return [r for r in runs if (r.experiment_key or r.experiment_id) in keys]
+
+
+def search_runs(root: Root, p: Params) -> dict[str, Any]:
+    from ...query import FilterError, search
+
+    ids = p.str_list("experiment_ids")
+    view = p.choice("view", VIEWS, "active")
+    filter_string = p.str("filter")
+    order_by = p.str_list("order_by")
+    columns = p.str_list("columns")
+    offset = p.int("offset", 0, lo=0)
+    limit = p.int("limit", 1000, lo=0, hi=MAX_LIMIT)
+    since = p.str("since_clock")
+    clock = root.index.clock
+    runs = _experiment_runs(root, ids)
+    removed: list[str] = []
+    fresh = True
+    if since is not None:
+        tick = root.index.parse_clock(since)
+        if tick is not None:
+            fresh = False
+            runs = [r for r in runs if r.clock > tick]
+            removed = [rid for rid, t in root.index.removed.items() if t > tick]
+    try:
+        hits = search(runs, filter_string, order_by, view=view)
+    except FilterError as exc:
+        raise BadFilter(str(exc), "see MLflow's search syntax, e.g. metrics.rmse < 0.7 and "
+                        "params.model = 'rf'", filter=filter_string) from None
+    page = hits[offset: offset + limit] if limit else []
+    nxt = offset + len(page)
+    return {
+        "root": root.path,
+        "clock": clock,
+        "is_fresh_instance": fresh,
+        "total": len(hits),
+        "offset": offset,
+        "next_offset": nxt if nxt < len(hits) else None,
+        "runs": [run_row(r, columns) for r in page],
+        "removed": removed,
+    }
+
+
+def _history(root: Root, run: Run, key: str, x: str, max_points: int) -> dict[str, Any]:
+    kind = root.index.sources.get(run.source)
+    points, warnings = root.history.get(run, key, kind.kind if kind else "file")
+    if x == "step":
+        xy = [(p[2], p[1]) for p in points]
+    elif x == "time":
+        xy = [(p[0], p[1]) for p in points]
+    else:
+        t0 = run.start_time if run.start_time is not None else (points[0][0] if points else 0)
+        xy = [((p[0] - t0) / 1000.0, p[1]) for p in points]
+    if x != "step" or any(xy[i][0] > xy[i + 1][0] for i in range(len(xy) - 1)):
+        xy = sorted(xy, key=lambda t: t[0])
+    total = len(xy)
+    xy = downsample(xy, max_points)
+    return {
+        "run_id": run.run_id,
+        "key": key,
+        "x": [a for a, _ in xy],
+        "y": [json_float(b) for _, b in xy],
+        "points": total,
+        "warnings": warnings,
+    }
+
+
+def register(ls: LanguageServer, daemon: Daemon) -> None:
+    @ls.feature("octostore/experiments")
+    async def experiments(ls: LanguageServer, params: Any) -> dict[str, Any]:
+        p = Params("octostore/experiments", params)
+        root = await daemon.root(p.str("root", required=True))
+        view = p.choice("view", VIEWS, "active")
+        counts: dict[str, list[Any]] = {}
+        for r in root.index.runs.values():
+            c = counts.setdefault(r.experiment_key or r.experiment_id, [0, 0, None])
+            c[0] += 1
+            if r.lifecycle_stage == "active":
+                c[1] += 1
+            last = max(t for t in (r.start_time, r.end_time, c[2]) if t is not None) if (
+                r.start_time or r.end_time or c[2]) else None
+            c[2] = last
+        rows = []
+        for key, exp in root.index.experiments.items():
+            in_trash = exp.dir.startswith(".trash")
+            deleted = exp.lifecycle_stage == "deleted" or in_trash
+            if (view == "active" and deleted) or (view == "deleted" and not deleted):
+                continue
+            n, active, last = counts.get(key, [0, 0, None])
+            rows.append(experiment_row(exp, n, active, last))
+        rows.sort(key=lambda e: (-(e["last_activity"] or 0), e["name"]))
+        return {"root": root.path, "clock": root.index.clock, "experiments": rows}
+
+    @ls.feature("octostore/runs")
+    async def runs(ls: LanguageServer, params: Any) -> dict[str, Any]:
+        p = Params("octostore/runs", params)
+        root = await daemon.root(p.str("root", required=True))
+        return await asyncio.to_thread(search_runs, root, p)
+
+    @ls.feature("octostore/run")
+    async def run(ls: LanguageServer, params: Any) -> dict[str, Any]:
+        p = Params("octostore/run", params)
+        root = await daemon.root(p.str("root", required=True))
+        r = find_run(root, p.str("run_id", required=True) or "")
+        out = run_full(r)
+        exp = root.index.experiments.get(r.experiment_key or r.experiment_id)
+        out["experiment_name"] = exp.name if exp else None
+        out["git"] = {
+            "commit": r.tags.get("mlflow.source.git.commit"),
+            "dirty": r.tags.get("octostore.git.dirty"),
+            "patch": r.tags.get("octostore.git.patch"),
+        }
+        out["environment"] = {
+            "lock": r.tags.get("octostore.env"),
+            "python": r.tags.get("octostore.python"),
+            "argv": r.tags.get("octostore.argv"),
+        }
+        orig = r.tags.get("octostore.reproduces")
+        out["reproduces"] = orig
+        out["reproduced_by"] = [
+            {"run_id": o.run_id, "verdict": o.tags.get("octostore.verdict"), "status": o.status}
+            for o in root.index.runs.values() if o.tags.get("octostore.reproduces") == r.run_id
+        ]
+        out["clock"] = root.index.clock
+        return out
+
+    @ls.feature("octostore/metric_history")
+    async def metric_history(ls: LanguageServer, params: Any) -> dict[str, Any]:
+        p = Params("octostore/metric_history", params)
+        root = await daemon.root(p.str("root", required=True))
+        run_ids = p.str_list("run_ids") or p.str_list("run_id")
+        keys = p.str_list("keys") or p.str_list("key")
+        if not run_ids or not keys:
+            raise InvalidParams("octostore/metric_history needs run_ids and keys",
+                                'pass e.g. {"run_ids": ["<id>"], "keys": ["rmse"]}')
+        x = p.choice("x", ("step", "time", "relative"), "step")
+        max_points = p.int("max_points", 1000, lo=2, hi=100_000) or 1000
+        found = [find_run(root, rid) for rid in run_ids]
+
+        def read() -> list[dict[str, Any]]:
+            return [_history(root, r, k, x, max_points) for r in found for k in keys]
+
+        return {"root": root.path, "clock": root.index.clock, "x": x,
+                "series": await asyncio.to_thread(read)}
+
+    @ls.feature("octostore/insights")
+    async def insights(ls: LanguageServer, params: Any) -> dict[str, Any]:
+        p = Params("octostore/insights", params)
+        root = await daemon.root(p.str("root", required=True))
+        runs = [r for r in _experiment_runs(root, p.str_list("experiment_ids"))
+                if r.lifecycle_stage == "active"]
+        lower = p.raw.get("lower_is_better")
+        if lower is not None and not isinstance(lower, bool):
+            raise InvalidParams("octostore/insights: 'lower_is_better' must be true or false",
+                                "fix the request's params")
+        out = await asyncio.to_thread(insights_mod.insights, runs, p.str("metric"), lower)
+        return {"root": root.path, "clock": root.index.clock, **out}
+
+    @ls.feature("octostore/compare")
+    async def compare(ls: LanguageServer, params: Any) -> dict[str, Any]:
+        p = Params("octostore/compare", params)
+        root = await daemon.root(p.str("root", required=True))
+        ids = p.str_list("run_ids")
+        if not ids or len(ids) < 2:
+            raise InvalidParams("octostore/compare needs at least two run_ids",
+                                "pick two or more runs to compare")
+        runs = [find_run(root, rid) for rid in ids]
+        return {"root": root.path, "clock": root.index.clock, **insights_mod.compare(runs)}

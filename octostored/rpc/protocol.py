@@ -1,0 +1,41 @@
+"""The socket protocol's single source of truth: version, methods, error codes.
+
+Clients check ``PROTOCOL_VERSION`` through ``octostore/status`` and refuse a
+mismatch with a remedy.  Error codes sit outside the JSON-RPC (-32768..-32000)
+and LSP (-32899..-32800) reserved ranges; append new ones, never renumber.
+"""
+
+PROTOCOL_VERSION = 1
+"""Bump on any incompatible change of a method's params or reply."""
+
+METHODS = (
+    "octostore/status",
+    "octostore/sync",
+    "octostore/open",
+    "octostore/subscribe",
+    "octostore/unsubscribe",
+    "octostore/experiments",
+    "octostore/runs",
+    "octostore/run",
+    "octostore/metric_history",
+    "octostore/artifacts",
+    "octostore/artifact",
+    "octostore/insights",
+    "octostore/compare",
+    "octostore/environment",
+    "octostore/shutdown",
+)
+"""Every ``octostore/*`` method; each is advertised as capability ``cmd-<name>``."""
+
+NOTIFICATION_CHANGED = "octostore/changed"
+NOTIFICATION_JOB = "octostore/job"
+
+# Error codes (append only).
+ROOT_NOT_FOUND = 1001
+BAD_FILTER = 1002
+RUN_NOT_FOUND = 1003
+EXPERIMENT_NOT_FOUND = 1004
+ARTIFACT_NOT_FOUND = 1005
+PATH_OUTSIDE = 1006
+NOT_SUPPORTED = 1007
+INVALID_PARAMS = -32602

@@ -1,0 +1,108 @@
+"""Parsing of MLflow file-store metric files (``metrics/<key>``).
+
+A metric file holds one line per logged point: ``<timestamp ms> <value> <step>``
+(pre-1.0 stores: two fields, step 0; dataset-aware stores: five fields).
+Parsing, not reading, dominates a cold index (STACK.md §10: 0.57 M points a
+second in a Python loop), so the common case (every line three fields) is
+parsed column-wise with ``bytes.split`` and ``map``, which run in C; any other
+shape falls back to a line-by-line parser that reports each bad line.
+
+Only complete lines are consumed: a writer may be appending right now, and
+the bytes after the last newline are left for the next read (the returned
+``consumed`` offset says where to resume).  An unterminated tail that is a
+well-formed three-field line still counts, since old files may lack the
+final newline; it is not consumed, so it is read again next time.
+"""
+
+from __future__ import annotations
+
+Point = tuple[int, float, int]
+"""(timestamp ms, value, step), the order MLflow's history returns."""
+
+
+def _parse_line(line: bytes) -> Point:
+    parts = line.strip().split(b" ")
+    n = len(parts)
+    if n not in (2, 3, 5):
+        raise ValueError(f"{n} fields, expected 3")
+    ts = int(parts[0])
+    value = float(parts[1])
+    step = int(parts[2]) if n >= 3 else 0
+    return ts, value, step
+
+
+def _parse_slow(body: bytes, first_line_no: int, warnings: list[str]) -> list[Point]:
+    points: list[Point] = []
+    for i, line in enumerate(body.split(b"\n")):
+        if not line.strip():
+            continue
+        try:
+            points.append(_parse_line(line))
+        except ValueError as exc:
+            shown = line[:60].decode("utf-8", "replace")
+            warnings.append(f"line {first_line_no + i}: {exc} ({shown!r}); line skipped")
+    return points
+
+
+def parse_points(data: bytes, first_line_no: int = 1) -> tuple[list[Point], int, list[str]]:
+    """Parse metric lines; return (points, bytes consumed, warnings)."""
+    warnings: list[str] = []
+    end = data.rfind(b"\n") + 1
+    body = data[:end]
+    points: list[Point] = []
+    if body:
+        toks = body.split()
+        nlines = body.count(b"\n")
+        if len(toks) == 3 * nlines:
+            try:
+                points = list(
+                    zip(map(int, toks[0::3]), map(float, toks[1::3]), map(int, toks[2::3]))
+                )
+            except ValueError:
+                points = _parse_slow(body, first_line_no, warnings)
+        else:
+            points = _parse_slow(body, first_line_no, warnings)
+    tail = data[end:]
+    if tail.strip():
+        try:
+            point = _parse_line(tail)
+            if tail.strip().count(b" ") == 2:
+                points.append(point)
+        except ValueError:
+            pass  # most likely a line being written right now; read it next time
+    return points, end, warnings
+
+
+def latest_of(points: list[Point]) -> tuple[float, int, int] | None:
+    """MLflow's latest value: the point with the largest (step, timestamp, value).
+
+    Returns (value, timestamp, step) as :class:`octostored.model.Run` stores it.
+    Python's tuple ``max`` is used exactly as MLflow's FileStore uses it, so NaN
+    values compare the same way.
+    """
+    if not points:
+        return None
+    step, ts, value = max((p[2], p[0], p[1]) for p in points)
+    return value, ts, step
+
+
+def scan_latest(data: bytes) -> tuple[tuple[float, int, int] | None, int, list[str]]:
+    """The latest point of a metric file without building its history.
+
+    Returns ((value, timestamp, step) or None, bytes consumed, warnings).  This
+    is the cold-index path: one C-level ``max`` over the columns.
+    """
+    end = data.rfind(b"\n") + 1
+    body = data[:end]
+    if body and not data[end:].strip():
+        toks = body.split()
+        if len(toks) == 3 * body.count(b"\n"):
+            try:
+                step, ts, value = max(
+                    zip(map(int, toks[2::3]), map(int, toks[0::3]), map(float, toks[1::3]))
+                )
+                return (value, ts, step), end, []
+            except ValueError:
+                pass
+    points, consumed, warnings = parse_points(data)
+    return latest_of(points), consumed, warnings

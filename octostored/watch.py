@@ -1,0 +1,146 @@
+"""Watching a root's stores, environment files and git refs (watchfiles).
+
+The watcher only reports paths to its root's updater queue; it never touches
+the index.  inotify costs one watch per directory whatever the filter, so it
+watches the store folders themselves recursively and the root, ``.git`` and
+each SQLite store's folder non-recursively (a WAL database changes only its
+``-wal`` file).  watchfiles' default filter drops ``.git``, so a filter of our
+own keeps ``.git/HEAD`` and ``.git/refs`` and drops artifact churn.
+
+When the kernel refuses more watches, the watcher falls back to polling and
+says so on the root (watchfiles has no automatic fallback: STACK.md §3).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import TYPE_CHECKING
+
+import watchfiles
+
+if TYPE_CHECKING:
+    from .index.root import Root
+
+log = logging.getLogger(__name__)
+
+STEP_MS = 20
+"""How long the tree must be quiet before a batch is delivered (watchman's settle)."""
+DEBOUNCE_MS = 300
+"""Longest a continuous burst is held back before a batch is delivered anyway."""
+POLL_MS = 500
+
+
+class StoreFilter(watchfiles.BaseFilter):
+    """Keep store data, env files, ``.git/HEAD`` and ``.git/refs``; drop artifacts and caches."""
+
+    def __call__(self, change: watchfiles.Change, path: str) -> bool:
+        parts = path.split(os.sep)
+        if "artifacts" in parts or "__pycache__" in parts:
+            return False
+        name = parts[-1]
+        if name.endswith((".pyc", ".swp", "~")) or name.startswith(".snap-"):
+            return False
+        if ".git" in parts:
+            i = parts.index(".git")
+            rest = parts[i + 1 :]
+            return not rest or rest[0] in ("HEAD", "refs", "packed-refs")
+        return True
+
+
+class RootWatcher:
+    def __init__(self, root: Root) -> None:
+        self.root = root
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stop = asyncio.Event()
+        self._paths: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
+
+    def _wanted(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        recursive: set[str] = set()
+        flat: set[str] = {self.root.path}
+        git = os.path.join(self.root.path, ".git")
+        if os.path.isdir(git):
+            flat.add(git)
+            if os.path.isdir(os.path.join(git, "refs")):
+                recursive.add(os.path.join(git, "refs"))
+        octo = os.path.join(self.root.path, ".octostore")
+        if os.path.isdir(octo):
+            recursive.add(octo)
+        for st in self.root.stores.values():
+            if st.ref.kind == "file":
+                recursive.add(st.ref.path)
+            else:
+                flat.add(os.path.dirname(st.ref.path))
+        # A store inside .octostore is covered by the recursive watch on .octostore.
+        recursive = {p for p in recursive if not any(
+            p != q and p.startswith(q + os.sep) for q in recursive)}
+        return tuple(sorted(recursive)), tuple(sorted(flat))
+
+    async def start(self) -> None:
+        await self.update_paths()
+
+    async def update_paths(self) -> None:
+        wanted = self._wanted()
+        if wanted == self._paths and self._tasks:
+            return
+        await self.stop()
+        self._stop = asyncio.Event()
+        self._paths = wanted
+        recursive, flat = wanted
+        if recursive:
+            self._tasks.append(asyncio.create_task(self._watch(recursive, True)))
+        if flat:
+            self._tasks.append(asyncio.create_task(self._watch(flat, False)))
+
+    async def stop(self) -> None:
+        self._stop.set()
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            try:
+                await t
+            except (asyncio.CancelledError, Exception):
+                pass
+        self._tasks = []
+
+    async def _watch(self, paths: tuple[str, ...], recursive: bool) -> None:
+        existing = [p for p in paths if os.path.exists(p)]
+        if not existing:
+            return
+        polling = False
+        while not self._stop.is_set():
+            try:
+                async for changes in watchfiles.awatch(
+                    *existing,
+                    watch_filter=StoreFilter(),
+                    step=STEP_MS,
+                    debounce=DEBOUNCE_MS,
+                    stop_event=self._stop,
+                    recursive=recursive,
+                    force_polling=polling,
+                    poll_delay_ms=POLL_MS,
+                    ignore_permission_denied=True,
+                ):
+                    self.root.notify_paths({p for _, p in changes})
+                return
+            except asyncio.CancelledError:
+                raise
+            except (OSError, RuntimeError) as exc:
+                if polling:
+                    log.warning("watching %s failed: %s", existing, exc)
+                    self.root.index.warnings.append(f"watching stopped: {exc}")
+                    return
+                polling = True
+                msg = (
+                    f"the system's inotify watch limit is too small for this tree ({exc}); "
+                    "falling back to polling every 0.5 s. Raise fs.inotify.max_user_watches "
+                    "to get live updates back"
+                )
+                log.warning(msg)
+                if msg not in self.root.index.warnings:
+                    self.root.index.warnings.append(msg)
+                for info in self.root.index.sources.values():
+                    if any(info.path.startswith(p) for p in existing):
+                        info.watching = "polling"
+                self.root.queue.put_nowait(("rescan", None))
