@@ -186,14 +186,17 @@ class Root:
         store_exps: list[Experiment],
     ) -> None:
         keys: dict[tuple[str, str], str] = {}
+        committed = {sid for sid, st in self.stores.items() if st.ref.committed}
         taken = {**self.index.experiments, **exps}
         for exp in store_exps:
-            key = experiment_key(exp, taken)
+            key = experiment_key(exp, taken, committed)
             exp.key = key
             keys[(exp.source, exp.experiment_id)] = key
-            if key not in exps or exps[key].source == exp.source:
+            prev = exps.get(key)
+            # The live store's record wins over the committed mirror of the same experiment.
+            if prev is None or prev.source == exp.source or prev.source in committed:
                 exps[key] = exp
-            taken[key] = exp
+            taken.setdefault(key, exp)
         for run in store_runs:
             run.experiment_key = keys.get((run.source, run.experiment_id), run.experiment_id)
             old = runs.get(run.run_id)
@@ -214,14 +217,36 @@ class Root:
             st.runs = scan.states
             runs, exps, warnings = scan.runs, scan.experiments, scan.warnings
         else:
-            from ..sources import sqlitestore
-
-            scan = sqlitestore.read_store(ref.path, ref.id)
-            runs, exps, warnings = scan.runs, scan.experiments, list(scan.warnings)
+            runs, exps, warnings = self._read_sqlite(st)
         for run in runs:
             run.sources = [ref.id]
             run.committed = ref.committed
         return runs, exps, warnings
+
+    def _read_sqlite(self, st: StoreState) -> tuple[list[Run], list[Experiment], list[str]]:
+        """Every run and experiment of a SQLite store, reading only what changed."""
+        from dataclasses import replace
+
+        from ..sources import sqlitestore
+
+        ref = st.ref
+        known = {rid: r for rid, r in self.index.runs.items() if ref.id in r.sources}
+        known_exps = [e for e in self.index.experiments.values() if e.source == ref.id]
+        cursor = st.cursor if isinstance(st.cursor, sqlitestore.SqliteCursor) else None
+        if cursor is not None and known and sqlitestore.fingerprint(ref.path) == cursor.fingerprint:
+            return [replace(r) for r in known.values()], known_exps, []
+        scan, new_cursor = sqlitestore.read_changed(ref.path, ref.id, cursor)
+        warnings = list(scan.warnings)
+        if not scan.full and not scan.experiments and not scan.runs and warnings:
+            # The read failed (locked, corrupt): keep what we have, retry on the next change.
+            return [replace(r) for r in known.values()], known_exps, warnings
+        st.cursor = new_cursor
+        if scan.full:
+            return scan.runs, scan.experiments, warnings
+        merged = {rid: replace(r) for rid, r in known.items() if rid not in scan.removed}
+        for run in scan.runs:
+            merged[run.run_id] = run
+        return list(merged.values()), scan.experiments or known_exps, warnings
 
     def _reusable(self, source_id: str) -> dict[str, Run]:
         return {rid: r for rid, r in self.index.runs.items() if r.source == source_id}

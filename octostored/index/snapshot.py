@@ -18,7 +18,7 @@ import msgpack
 from ..model import Experiment, Run
 from ..sources.filestore import MetricState, RunState
 
-FORMAT = 3
+FORMAT = 4
 """Bump when the layout of rows changes."""
 
 
@@ -37,6 +37,7 @@ def save_snapshot(path: str, index: Any, stores: dict[str, Any]) -> None:
                                                for k, m in rs.metrics.items()}]
                     for rid, rs in st.runs.items()
                 },
+                "cursor": _cursor_row(st.cursor),
             }
             for sid, st in list(stores.items())
         },
@@ -90,6 +91,7 @@ def load_snapshot(path: str, index: Any, stores: dict[str, Any], store_state: An
                     {k: MetricState(m[0], m[1], m[2], tuple(m[3]) if m[3] else None)
                      for k, m in metrics.items()},
                 )
+            state.cursor = _cursor_from_row(st.get("cursor"))
             loaded_stores[sid] = state
     except Exception:  # a corrupt snapshot is discarded, not fatal
         try:
@@ -104,3 +106,17 @@ def load_snapshot(path: str, index: Any, stores: dict[str, Any], store_state: An
     stores.update(loaded_stores)
     gc.freeze()  # the loaded records live long: keep them out of future collections
     return True
+
+
+def _cursor_row(cursor: Any) -> Any:
+    if cursor is None:
+        return None
+    return [cursor.fingerprint, cursor.identity, cursor.marks, cursor.runs]
+
+
+def _cursor_from_row(row: Any) -> Any:
+    if not row:
+        return None
+    from ..sources.sqlitestore import SqliteCursor
+
+    return SqliteCursor(row[0], row[1], dict(row[2]), dict(row[3]))

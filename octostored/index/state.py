@@ -186,9 +186,18 @@ def merge_runs(old: Run, new: Run) -> Run:
     return merged
 
 
-def experiment_key(exp: Experiment, taken: dict[str, Experiment]) -> str:
-    """A key unique in the root: the MLflow id, unless another store uses it for another name."""
+def experiment_key(exp: Experiment, taken: dict[str, Experiment], committed: set[str]) -> str:
+    """A key unique in the root for ``exp``.
+
+    The key is MLflow's experiment id.  Two stores of one root often reuse an id
+    (every store has a "Default" experiment 0); then the later store's
+    experiment gets ``<id>@<store>``.  The one exception is octostore's
+    committed store, which mirrors the live stores: an experiment there with
+    the same id and name as a live one is the same experiment.
+    """
     other = taken.get(exp.experiment_id)
-    if other is None or other.source == exp.source or other.name == exp.name:
+    if other is None or other.source == exp.source:
+        return exp.experiment_id
+    if other.name == exp.name and (other.source in committed or exp.source in committed):
         return exp.experiment_id
     return f"{exp.experiment_id}@{exp.source}"
