@@ -1,0 +1,206 @@
+"""Regenerate docs/protocol.md from real requests to a real daemon.
+
+    .venv/bin/python docs/gen_protocol.py
+
+It writes a small MLflow store with real MLflow into a temp repo, starts a
+daemon on a private socket, sends one example request per method and records
+the reply (long lists are cut to their first items).  The prose for each
+method lives here, next to the examples it explains.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+
+from octostored.client import Client, DaemonUnavailable, RequestError  # noqa: E402
+from octostored.rpc import protocol  # noqa: E402
+
+DOC = Path(__file__).resolve().parent / "protocol.md"
+
+INTRO = """# The octostored socket protocol
+
+JSON-RPC 2.0 with LSP base framing (`Content-Length: N\\r\\n\\r\\n` then N bytes of UTF-8 JSON)
+on a Unix socket: `$OCTOSTORE_SOCKET`, else `$XDG_RUNTIME_DIR/octostore/octostored.sock`, else
+`/tmp/octostore-$UID/octostored.sock` (folder 0700, socket 0600, peer uid checked). Many clients
+at once; a client that is not an editor calls `octostore/*` methods without `initialize`. The
+same socket speaks LSP (initialize, code lens, hover) to the editor.
+
+Every method that reads a repo takes `root` (a folder; the git work tree containing it is used).
+The first request naming a root opens it: its stores are discovered, its snapshot loaded, and
+watching starts. Replies that read the index carry the root's `clock`, an opaque string naming
+the daemon instance and a tick; pass it back as `since_clock` to get only what changed. A clock
+from another daemon instance (a restart) gets `is_fresh_instance: true` and the full set.
+
+Metric values that are not finite travel as the strings `"NaN"`, `"Infinity"`, `"-Infinity"`.
+Non-fatal trouble (a damaged file, a store that could not be read) is a `warnings` list on the
+answer, on the run, the experiment or the source it concerns.
+
+Check `protocol_version` from `octostore/status` (now {version}) and refuse a mismatch.
+
+## Errors
+
+Errors are JSON-RPC errors `{{code, message, data}}`. `message` is one sentence that says what
+is wrong and what to do; `data.remedy` repeats the advice.
+
+| code | meaning |
+|---|---|
+| -32700 | the body is not JSON |
+| -32600 | not a JSON-RPC 2.0 request object (batches are not supported) |
+| -32601 | unknown method |
+| -32602 | a parameter has the wrong type or value |
+| -32603 | a bug in the daemon (please report it, with `octostore daemon logs`) |
+| {ROOT_NOT_FOUND} | `root` is missing, does not exist or is a file |
+| {BAD_FILTER} | the filter or order_by is not valid MLflow search syntax |
+| {RUN_NOT_FOUND} | no such run (ids and unique prefixes of 6+ characters are accepted) |
+| {EXPERIMENT_NOT_FOUND} | no such experiment (by key, id or name) |
+| {ARTIFACT_NOT_FOUND} | no such artifact, or the run's artifacts are not on this machine |
+| {PATH_OUTSIDE} | an artifact path leaves the run's artifact folder |
+| {NOT_SUPPORTED} | the request is valid but cannot be done here (the message says why) |
+
+## Notifications
+
+`octostore/changed` (after `octostore/subscribe`): one per applied batch of changes,
+`{{root, clock, runs: [changed run ids], removed: [run ids], experiments: [keys],
+environment: bool, git: bool, subscription}}`. Fetch what changed with `octostore/runs` and
+`since_clock`.
+"""
+
+DESCRIPTIONS = {
+    "octostore/status": "Protocol version and capabilities (`cmd-<method>`), daemon version, pid, uptime, clients, and each open root with its run counts, clock, indexing state and sources.",
+    "octostore/sync": "Answers once every change on disk made before the call is in the index. Tests and scripts wait on this, never on sleeps.",
+    "octostore/open": "Opens a root (or returns it if open): its sources with their kind, run counts and warnings, counts, clock and state.",
+    "octostore/subscribe": "Sends `octostore/changed` notifications for this root on this connection until it closes. `since` (a clock) tells whether that clock is still valid (`is_fresh_instance`).",
+    "octostore/unsubscribe": "Stops this connection's notifications for a root.",
+    "octostore/experiments": "Experiments with run counts and last activity. `view`: active (default), deleted, all. `key` is unique in the root (`<id>@<store>` when two stores reuse an id).",
+    "octostore/runs": "Search runs with MLflow's semantics: `filter` (MLflow search syntax), `order_by` (list), `experiment_ids` (keys, ids or names), `view` (active|deleted|all), `columns` (e.g. `[\"params.alpha\", \"metrics.rmse\"]` to trim params/metrics/tags), `offset`, `limit` (default 1000, max 10000), `since_clock`. Metrics are the latest values.",
+    "octostore/run": "One run in full: metrics with step and timestamp, params, tags, datasets, sources, committed flag, git and environment tags, and reproductions both ways.",
+    "octostore/metric_history": "Series for `run_ids` x `keys`; `x`: step (default), time (epoch ms) or relative (seconds since the run started); downsampled to `max_points` keeping each bucket's extremes and the last point. `points` is the full count.",
+    "octostore/artifacts": "A run's artifact files (path relative to the run's artifact folder, size). `path` lists a subfolder.",
+    "octostore/artifact": "Reads one text artifact: `path`, `offset`, `max_bytes` (default 256 KiB, max 1 MiB). Follow a growing log by passing `next_offset` back. Never leaves the artifact folder.",
+    "octostore/insights": "Highlights of the active runs: counts by status and day, the best runs of each key metric (lower is better for loss/error/rmse-like names; `lower_is_better` overrides it for `metric`), the distribution of `metric`, and the params that move it most.",
+    "octostore/compare": "Two or more `run_ids` side by side: params (with `differs`), metrics (with the best run), environment hashes and git commits.",
+    "octostore/environment": "The root's environment files (requirements, pyproject, uv.lock, conda, MLproject...), parsed.",
+    "octostore/shutdown": "Stops the daemon (LSP `shutdown`/`exit` from an editor only close that editor's connection).",
+}
+
+
+def _cut(value: Any, depth: int = 0) -> Any:
+    if isinstance(value, list):
+        items = [_cut(v, depth + 1) for v in value[:3]]
+        if len(value) > 3:
+            items.append(f"... {len(value) - 3} more")
+        return items
+    if isinstance(value, dict):
+        items = list(value.items())
+        out = {k: _cut(v, depth + 1) for k, v in items[:12]}
+        if len(items) > 12:
+            out["..."] = f"{len(items) - 12} more keys"
+        return out
+    if isinstance(value, str) and len(value) > 200:
+        return value[:197] + "..."
+    return value
+
+
+def _store(repo: Path) -> dict[str, str]:
+    from mlflow import MlflowClient
+
+    mlf = MlflowClient(tracking_uri=(repo / "mlruns").as_uri())
+    exp = mlf.create_experiment("wine-quality")
+    ids = []
+    for i, (n, depth) in enumerate([(100, 6), (200, 8), (300, 10)]):
+        rid = mlf.create_run(exp, run_name=f"rf-{n}").info.run_id
+        mlf.log_param(rid, "n_estimators", str(n))
+        mlf.log_param(rid, "max_depth", str(depth))
+        for step in range(0, n + 1, 50):
+            mlf.log_metric(rid, "rmse", 0.8 - i * 0.05 - step / 5000, step=step)
+        mlf.log_metric(rid, "r2", 0.3 + i * 0.05)
+        mlf.log_text(rid, "epoch 1 loss 0.9\nepoch 2 loss 0.7\n", "train.log")
+        mlf.set_terminated(rid)
+        ids.append(rid)
+    return {"exp": exp, "a": ids[0], "b": ids[1], "c": ids[2]}
+
+
+def main() -> None:
+    base = Path(tempfile.mkdtemp(prefix="oct-doc-", dir="/tmp"))
+    repo = base / "repo"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / "requirements.txt").write_text("scikit-learn==1.5.2\nmlflow==3.17.2\n")
+    ids = _store(repo)
+    sock = str(base / "d.sock")
+    env = dict(os.environ, OCTOSTORE_SOCKET=sock, OCTOSTORE_CACHE_DIR=str(base / "cache"))
+    proc = subprocess.Popen([sys.executable, "-m", "octostored.daemon", "--socket", sock], env=env,
+                            stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            try:
+                Client(sock, autostart=False).close()
+                break
+            except DaemonUnavailable:
+                time.sleep(0.05)
+        r = str(repo)
+        examples: dict[str, list[tuple[dict[str, Any], Any]]] = {}
+        calls = [
+            ("octostore/open", {"root": r}),
+            ("octostore/status", {}),
+            ("octostore/sync", {"root": r}),
+            ("octostore/subscribe", {"root": r}),
+            ("octostore/unsubscribe", {"root": r}),
+            ("octostore/experiments", {"root": r}),
+            ("octostore/runs", {"root": r, "filter": "metrics.rmse < 0.75 and params.max_depth = '8'",
+                                "order_by": ["metrics.rmse ASC"], "limit": 10}),
+            ("octostore/runs", {"root": r, "filter": "metrics.rmse <"}),
+            ("octostore/run", {"root": r, "run_id": ids["a"][:8]}),
+            ("octostore/metric_history", {"root": r, "run_ids": [ids["a"]], "keys": ["rmse"],
+                                          "x": "step", "max_points": 4}),
+            ("octostore/artifacts", {"root": r, "run_id": ids["a"]}),
+            ("octostore/artifact", {"root": r, "run_id": ids["a"], "path": "train.log", "offset": 0}),
+            ("octostore/artifact", {"root": r, "run_id": ids["a"], "path": "../../../etc/passwd"}),
+            ("octostore/insights", {"root": r, "metric": "rmse"}),
+            ("octostore/compare", {"root": r, "run_ids": [ids["a"], ids["b"]]}),
+            ("octostore/environment", {"root": r}),
+        ]
+        with Client(sock, autostart=False) as c:
+            for method, params in calls:
+                try:
+                    reply: Any = {"result": c.call(method, params)}
+                except RequestError as exc:
+                    reply = {"error": {"code": exc.code, "message": exc.message, "data": exc.data}}
+                examples.setdefault(method, []).append((params, reply))
+            examples["octostore/shutdown"] = [({}, {"result": {"stopping": True, "pid": 12345}})]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        shutil.rmtree(base, ignore_errors=True)
+
+    text = INTRO.format(version=protocol.PROTOCOL_VERSION, **{
+        k: getattr(protocol, k) for k in ("ROOT_NOT_FOUND", "BAD_FILTER", "RUN_NOT_FOUND",
+                                          "EXPERIMENT_NOT_FOUND", "ARTIFACT_NOT_FOUND", "PATH_OUTSIDE",
+                                          "NOT_SUPPORTED")})
+    text = text.replace(str(base), "/home/ada")
+    parts = [text, "\n## Methods\n"]
+    for method in protocol.METHODS:
+        parts.append(f"\n### `{method}`\n\n{DESCRIPTIONS[method]}\n")
+        for params, reply in examples.get(method, []):
+            req = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+            rep = {"jsonrpc": "2.0", "id": 1, **_cut(reply)}
+            body = (f"\nRequest:\n\n```json\n{json.dumps(req, indent=2)}\n```\n\n"
+                    f"Reply:\n\n```json\n{json.dumps(rep, indent=2)}\n```\n")
+            parts.append(body.replace(str(base), "/home/ada"))
+    DOC.write_text("".join(parts))
+    print(f"wrote {DOC}")
+
+
+if __name__ == "__main__":
+    main()
