@@ -109,6 +109,13 @@ class RootWatcher:
         if not existing:
             return
         polling = False
+        if recursive:
+            needed = await asyncio.to_thread(count_dirs, existing)
+            limit = inotify_budget()
+            if limit is not None and needed > limit:
+                polling = True
+                self._fall_back(existing, f"the tree needs {needed} watches and the system allows "
+                                f"octostore about {limit}")
         while not self._stop.is_set():
             try:
                 async for changes in watchfiles.awatch(
@@ -132,15 +139,44 @@ class RootWatcher:
                     self.root.index.warnings.append(f"watching stopped: {exc}")
                     return
                 polling = True
-                msg = (
-                    f"the system's inotify watch limit is too small for this tree ({exc}); "
-                    "falling back to polling every 0.5 s. Raise fs.inotify.max_user_watches "
-                    "to get live updates back"
-                )
-                log.warning(msg)
-                if msg not in self.root.index.warnings:
-                    self.root.index.warnings.append(msg)
-                for info in self.root.index.sources.values():
-                    if any(info.path.startswith(p) for p in existing):
-                        info.watching = "polling"
+                self._fall_back(existing, str(exc))
                 self.root.queue.put_nowait(("rescan", None))
+
+    def _fall_back(self, paths: list[str], why: str) -> None:
+        msg = (f"the system's inotify watch limit is too small for this tree ({why}); "
+               f"polling every {POLL_MS / 1000:g} s instead. Raise fs.inotify.max_user_watches "
+               "(sysctl) to get instant updates back")
+        log.warning(msg)
+        if msg not in self.root.index.warnings:
+            self.root.index.warnings.append(msg)
+        for info in self.root.index.sources.values():
+            if any(info.path == p or info.path.startswith(p + os.sep) for p in paths):
+                info.watching = "polling"
+                if msg not in info.watch_warnings:
+                    info.watch_warnings.append(msg)
+
+
+def count_dirs(paths: list[str], stop_after: int = 10_000_000) -> int:
+    """Directories under ``paths``: what inotify would spend one watch on each."""
+    n = 0
+    for top in paths:
+        for _dirpath, dirnames, _files in os.walk(top):
+            n += 1
+            if n >= stop_after:
+                return n
+    return n
+
+
+def inotify_budget() -> int | None:
+    """Watches octostore may use: half the per-user limit (VS Code and others share it).
+
+    ``OCTOSTORE_INOTIFY_LIMIT`` overrides it (tests; machines with unusual setups).
+    """
+    env = os.environ.get("OCTOSTORE_INOTIFY_LIMIT")
+    if env and env.isdigit():
+        return int(env)
+    try:
+        with open("/proc/sys/fs/inotify/max_user_watches") as f:
+            return int(f.read().strip()) // 2
+    except (OSError, ValueError):
+        return None

@@ -30,6 +30,8 @@ class SourceInfo:
     warnings: list[str] = field(default_factory=list)
     watching: str = "inotify"
     """"inotify", "polling" (watch limit reached) or "off"."""
+    watch_warnings: list[str] = field(default_factory=list)
+    """The watcher's own warnings (kept apart: a rescan replaces ``warnings``)."""
 
 
 @dataclass(slots=True)

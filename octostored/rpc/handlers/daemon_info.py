@@ -33,7 +33,7 @@ def root_summary(root: Root) -> dict[str, Any]:
         "experiments": len(idx.experiments),
         "sources": [
             {"id": s.id, "kind": s.kind, "path": s.path, "committed": s.committed,
-             "runs": s.runs, "warnings": s.warnings, "watching": s.watching}
+             "runs": s.runs, "warnings": s.warnings + s.watch_warnings, "watching": s.watching}
             for s in idx.sources.values()
         ],
         "warnings": idx.warnings,
