@@ -85,3 +85,28 @@ def test_sqlite_live_updates_and_wal(daemon: DaemonProc, sqlite_repo: tuple[Path
         mlf.set_terminated(rid)
         c.call("octostore/sync", root=str(repo))
         assert c.call("octostore/run", root=str(repo), run_id=rid)["status"] == "FINISHED"
+
+
+def test_run_in_two_stores_is_one_run(daemon: DaemonProc, sqlite_repo: tuple[Path, MlflowClient, str]) -> None:
+    """A run in mlflow.db and in octostore's committed store is one run, marked committed."""
+    repo, mlf, exp = sqlite_repo
+    run = mlf.search_runs([exp], max_results=1)[0]
+    rid = run.info.run_id
+    exp_dir = repo / ".octostore" / "runs" / exp
+    (exp_dir / rid / "params").mkdir(parents=True)
+    (exp_dir / "meta.yaml").write_text(f"experiment_id: '{exp}'\nlifecycle_stage: active\nname: wine\n")
+    (exp_dir / rid / "meta.yaml").write_text(
+        f"run_id: {rid}\nexperiment_id: '{exp}'\nstatus: 3\nlifecycle_stage: active\n"
+        f"start_time: {run.info.start_time}\nrun_name: {run.info.run_name}\n")
+    (exp_dir / rid / "params" / "alpha").write_text(run.data.params["alpha"])
+    with daemon.client() as c:
+        c.call("octostore/sync", root=str(repo))
+        runs = c.call("octostore/runs", root=str(repo), view="all")["runs"]
+        assert len([r for r in runs if r["run_id"] == rid]) == 1
+        assert len(runs) == len(mlf.search_runs([exp], run_view_type=ViewType.ALL))
+        got = c.call("octostore/run", root=str(repo), run_id=rid)
+        assert got["committed"] is True
+        assert sorted(got["sources"]) == [".octostore/runs", "mlflow.db"]
+        assert got["metrics"]["rmse"]["value"] == run.data.metrics["rmse"]  # the live store's record
+        exps = c.call("octostore/experiments", root=str(repo))["experiments"]
+        assert [e["key"] for e in exps if e["name"] == "wine"] == [exp]
