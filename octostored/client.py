@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from .paths import socket_path
+from .paths import repo_top, socket_path
 
 PROTOCOL_VERSION = 1
 """The protocol this client speaks (must equal the daemon's)."""
@@ -305,12 +305,4 @@ class AsyncClient:
 
 def default_root(cwd: str | None = None) -> str:
     """The git work tree containing ``cwd``, else ``cwd``."""
-    cur = os.path.abspath(cwd or os.getcwd())
-    start = cur
-    while True:
-        if os.path.exists(os.path.join(cur, ".git")):
-            return cur
-        parent = os.path.dirname(cur)
-        if parent == cur:
-            return start
-        cur = parent
+    return repo_top(os.path.abspath(cwd or os.getcwd()))

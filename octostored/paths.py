@@ -66,3 +66,15 @@ def ensure_private_dir(path: str) -> None:
         raise UnsafeRuntimeDir(f"{path} belongs to another user; set OCTOSTORE_SOCKET to a private path")
     if stat.S_IMODE(st.st_mode) & 0o077:
         os.chmod(path, 0o700)
+
+
+def repo_top(path: str) -> str:
+    """The git work tree containing ``path`` (a root is named by its top), else ``path``."""
+    cur = path
+    while True:
+        if os.path.exists(os.path.join(cur, ".git")):
+            return cur
+        parent = os.path.dirname(cur)
+        if parent == cur:
+            return path
+        cur = parent
