@@ -1,0 +1,939 @@
+"""A remote MLflow tracking server (``http://`` / ``https://``) as a source; standard library only.
+
+Owns: syncing one tracking server into :class:`~octostored.model.Run` and
+:class:`~octostored.model.Experiment` records (:meth:`RemoteSource.sync`), metric histories
+on demand with a bounded cache (:meth:`RemoteSource.metric_history`), an optional poll loop
+with interval and backoff (:meth:`RemoteSource.start`, :class:`SyncPolicy`), and keeping
+credentials out of everything it says (:func:`scrub_uri`, :class:`Scrubber`).
+
+Why it is shaped so:
+
+* **MLflow stays out of the daemon.**  Talking REST the way MLflow does (auth variables, TLS
+  options, paging tokens, entity decoding) means importing MLflow, which costs 2 s and 166 MB
+  (STACK.md section 4).  So the MLflow side runs in a long-lived worker subprocess
+  (:mod:`octostored.sources.remote_worker`) started on the first call, spoken to in
+  line-delimited JSON.  A worker that dies is restarted on the next call, with a warning; a
+  call that stays silent longer than ``timeout`` kills it (it may be wedged in a socket).
+* **Never raises from sync.**  An unreachable, slow, failing or credential-rejecting server is
+  a :class:`RemoteScan` with ``ok`` False and one warning saying which; the caller keeps the
+  runs it has, and every local source keeps serving.
+* **Incremental without an ``updated_at``.**  The REST API has no "changed since" query and no
+  id-only listing.  What it has is filters on ``start_time``, ``end_time``, ``status`` and
+  ``run_id``.  A sync is one of three modes:
+
+  ``full``
+      page through every experiment and run (first sync, or asked for).
+  ``incremental``
+      the experiment list (cheap), then runs with ``start_time >= W`` or ``end_time >= W``,
+      runs whose status is RUNNING or SCHEDULED now, and runs that were so at the last sync
+      (by id).  ``W`` is the watermark minus a safety margin (:attr:`SyncPolicy.margin_ms`):
+      the watermark is ``min(wall clock when the previous sync started, newest start/end time
+      ever seen)``, so neither a client clock running ahead nor a daemon clock running ahead
+      blinds it.  Experiments that are new or changed lifecycle stage (delete/restore marks
+      all their runs) have all their runs re-listed.
+  ``list``
+      every run again, but the worker sends back only runs whose digest differs from the
+      cursor's, plus the ids that vanished (each confirmed with ``get_run``).  Due every
+      :attr:`SyncPolicy.listing_interval` seconds, and never more often than
+      :attr:`SyncPolicy.listing_load` times its own duration (at most ~5% of server time).
+
+  What an incremental sync can miss, and the listing then catches: changes to a run that is
+  neither unfinished nor started/ended within the margin (a tag set, a metric logged or a
+  rename long after it ended; a soft delete or restore of a single run; a hard delete by
+  ``mlflow gc``), runs logged with explicit start times older than the watermark, and runs
+  from a client whose clock lags the others by more than the margin.
+* **State is the caller's.**  The worker is stateless; the :class:`RemoteCursor` (plain types,
+  ``to_row``/``from_row`` for the snapshot) holds the watermark, unfinished ids, known
+  experiments and per-run digests.  Keep it together with the index it was built with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import inspect
+import json
+import logging
+import os
+import random
+import re
+import sys
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from ..model import ACTIVE, Experiment, Run
+
+log = logging.getLogger(__name__)
+
+_NAN = float("nan")
+"""One shared NaN, so that equal metric tuples compare equal (tuples test identity first)."""
+
+UNFINISHED = ("RUNNING", "SCHEDULED")
+START_TIMEOUT = 120.0
+"""Seconds for a worker to import MLflow and say hello (a busy 2-core box: ~10 s)."""
+HISTORY_POINTS = 1_000_000
+"""Cached history points per source, least recently used dropped first."""
+_PKG_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_SECRET_VARS = ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_PASSWORD")
+
+
+# -- credentials ---------------------------------------------------------------------------
+
+def is_remote_uri(uri: str) -> bool:
+    """True for the tracking URIs this module reads (``http://`` and ``https://``)."""
+    return uri.strip().lower().startswith(("http://", "https://"))
+
+
+def _split_userinfo(uri: str) -> tuple[str, str]:
+    """(user info, URI without it).  The user info ends at the last ``@`` before any query:
+    a password with an unescaped ``/`` or ``@`` must not leak into the host or path."""
+    scheme, sep, rest = uri.strip().partition("://")
+    if not sep:
+        return "", uri.strip()
+    head = rest.split("?", 1)[0].split("#", 1)[0]
+    if "@" not in head:
+        return "", uri.strip()
+    at = head.rindex("@")
+    return rest[:at], f"{scheme}://{rest[at + 1:]}"
+
+
+def scrub_uri(uri: str) -> str:
+    """``uri`` without ``user:password@``, query string or fragment (tokens hide there)."""
+    try:
+        parts = urlsplit(_split_userinfo(uri)[1])
+    except ValueError:
+        return "<unparsable URI>"
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = host + (f":{port}" if port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+
+
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s]*@")
+_AUTH = re.compile(
+    r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)(?:(?:basic|bearer|token)\s+)?[^\s'\",}]+")
+_TOKEN_PARAM = re.compile(r"(?i)([?&](?:token|access_token|password|api_key)=)[^&\s]+")
+
+
+class Scrubber:
+    """Removes the credentials of one source from any text: URI user info, the password and
+    token values themselves (raw, percent-decoded and as a Basic header), auth headers."""
+
+    def __init__(self, uri: str, env: Mapping[str, str]) -> None:
+        secrets: set[str] = set()
+        info, _ = _split_userinfo(uri)
+        user, _, pw = info.partition(":")
+        if info:
+            secrets.update({info, unquote(info)})
+        for v in (pw, unquote(pw) if pw else None):
+            if v:
+                secrets.add(v)
+        if user and pw:
+            secrets.add(base64.b64encode(f"{unquote(user)}:{unquote(pw)}".encode()).decode())
+        for name in _SECRET_VARS:
+            v = env.get(name)
+            if v:
+                secrets.add(v)
+        user_v, pw_v = env.get("MLFLOW_TRACKING_USERNAME"), env.get("MLFLOW_TRACKING_PASSWORD")
+        if user_v and pw_v:
+            secrets.add(base64.b64encode(f"{user_v}:{pw_v}".encode()).decode())
+        # the longest first, so that a secret containing another is replaced whole
+        self.secrets = sorted((s for s in secrets if len(s) >= 3), key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        text = _USERINFO.sub(r"\1***@", text)
+        text = _AUTH.sub(r"\1***", text)
+        text = _TOKEN_PARAM.sub(r"\1***", text)
+        for s in self.secrets:
+            text = text.replace(s, "***")
+        return text
+
+
+# -- records --------------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class RemoteCursor:
+    """Where the syncs of one server left off.  Plain types only (see :meth:`to_row`)."""
+
+    where: str
+    """The server (scrubbed URI); a cursor for another server is ignored."""
+    watermark: int = 0
+    """ms: ``min(wall clock at the last sync's start, max_seen)``; the next incremental sync
+    reads runs started or ended at or after ``watermark - margin``."""
+    max_seen: int = 0
+    """ms: the newest start or end time seen in any run."""
+    unfinished: list[str] = field(default_factory=list)
+    """Runs RUNNING or SCHEDULED at the last sync (re-read by id until they finish)."""
+    experiments: dict[str, str] = field(default_factory=dict)
+    """Experiment id -> lifecycle stage."""
+    digests: dict[str, str] = field(default_factory=dict)
+    """Run id -> digest of the record last returned."""
+    experiment_of: dict[str, str] = field(default_factory=dict)
+    """Run id -> experiment id."""
+    last_listing: float = 0.0
+    """Wall clock of the last full or listing sync."""
+    listing_seconds: float = 0.0
+    """How long that listing took."""
+    syncs: int = 0
+
+    def to_row(self) -> dict[str, Any]:
+        slots = self.__slots__  # type: ignore[attr-defined]
+        return {"remote": 1, **{f: getattr(self, f) for f in slots}}
+
+    @classmethod
+    def from_row(cls, row: Any) -> RemoteCursor | None:
+        if not isinstance(row, dict) or row.get("remote") != 1:
+            return None
+        try:
+            return cls(**{f: row[f] for f in cls.__slots__})  # type: ignore[attr-defined]
+        except (KeyError, TypeError):
+            return None
+
+
+@dataclass(slots=True)
+class RemoteScan:
+    """What one sync of a server found."""
+
+    experiments: list[Experiment]
+    """Every experiment of the server (empty when the sync failed)."""
+    runs: list[Run]
+    """Every run when ``full``; otherwise only the runs that changed."""
+    removed: list[str]
+    """Ids of runs gone from the server (hard-deleted, or their experiment was)."""
+    warnings: list[str]
+    """Source-level problems, credentials removed.  With ``ok`` False: keep what you have."""
+    full: bool
+    """True when ``runs`` holds every run: replace this source's runs instead of merging."""
+    ok: bool
+    """False when the sync failed (server unreachable, slow, erroring, credentials rejected)."""
+    mode: str = ""
+    """"full", "list", "incremental", or "" when the sync failed."""
+    error: str = ""
+    """Kind of failure: "unreachable", "timeout", "auth", "server", "worker", "error"."""
+    cursor: RemoteCursor | None = None
+    """The state after this sync (the source keeps it too, as ``source.cursor``)."""
+    stats: dict[str, Any] = field(default_factory=dict)
+    """Seconds, requests, runs listed and sent."""
+    next_sync_in: float | None = None
+    """Set by the poll loop: seconds until the next sync."""
+
+    def apply_to(self, runs: dict[str, Run]) -> None:
+        """Bring ``runs`` (this source's runs by id, as of the previous scan) up to this one.
+
+        Nothing changes when the sync failed; a full scan replaces everything.
+        """
+        if not self.ok:
+            return
+        if self.full:
+            runs.clear()
+        for rid in self.removed:
+            runs.pop(rid, None)
+        for run in self.runs:
+            runs[run.run_id] = run
+
+
+class RemoteError(Exception):
+    """A call to the server failed; ``str()`` is a scrubbed, actionable message."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass
+class SyncPolicy:
+    """When to sync: an interval, stretched when the server is slow, backed off when it fails."""
+
+    interval: float = 10.0
+    """Seconds between syncs of a healthy server."""
+    max_delay: float = 300.0
+    """Longest wait, also after many failures."""
+    load_factor: float = 4.0
+    """Wait at least this many times the last sync's duration (a slow server gets <= 20%)."""
+    listing_interval: float = 600.0
+    """Seconds between listings (the sync that catches what incremental ones can miss)."""
+    listing_load: float = 20.0
+    """And at least this many times the last listing's duration."""
+    margin_ms: int = 300_000
+    """Safety margin under the watermark: covers clock skew and commit delays."""
+    jitter: float = 0.1
+    """+- this fraction of randomness on each delay (many daemons, one server)."""
+    failures: int = 0
+
+    def next_delay(self, ok: bool, elapsed: float) -> float:
+        """Seconds to wait before the next sync, after one that took ``elapsed`` seconds."""
+        if ok:
+            self.failures = 0
+            base = max(self.interval, self.load_factor * elapsed)
+        else:
+            self.failures += 1
+            base = max(self.interval * 2 ** min(self.failures, 16), self.load_factor * elapsed)
+        base = min(base, self.max_delay)
+        if self.jitter:
+            base *= random.uniform(1 - self.jitter, 1 + self.jitter)
+        return base
+
+    def listing_due(self, cursor: RemoteCursor, now: float) -> bool:
+        wait = max(self.listing_interval, self.listing_load * cursor.listing_seconds)
+        return now - cursor.last_listing >= wait
+
+
+# -- the worker process ------------------------------------------------------------------------
+
+class _Pending:
+    __slots__ = ("future", "on_part", "active")
+
+    def __init__(self, future: asyncio.Future[Any], on_part: Callable[[Any], None] | None):
+        self.future = future
+        self.on_part = on_part
+        self.active = False
+
+
+class _Worker:
+    """One ``remote_worker`` process and the routing of its replies."""
+
+    def __init__(self, python: str, env: dict[str, str], cwd: str, label: str,
+                 scrub: Scrubber) -> None:
+        self.python, self.env, self.cwd, self.label, self.scrub = python, env, cwd, label, scrub
+        self.proc: asyncio.subprocess.Process | None = None
+        self.pending: dict[int, _Pending] = {}
+        self.next_id = 1
+        self.hello: dict[str, Any] = {}
+        self.stderr_tail: deque[str] = deque(maxlen=20)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._hello: asyncio.Future[dict[str, Any]] | None = None
+        self.exit_reason = ""
+        self.eof = False
+        """The worker's stdout closed: it is exiting, whatever ``returncode`` says yet."""
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None and not self.eof
+
+    async def start(self, init: dict[str, Any], timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        self._hello = loop.create_future()
+        os.makedirs(self.cwd, mode=0o700, exist_ok=True)
+        self.proc = await asyncio.create_subprocess_exec(
+            self.python, "-m", "octostored.sources.remote_worker",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, cwd=self.cwd, env=self.env,
+            limit=1 << 28, start_new_session=True)
+        self._tasks = [asyncio.create_task(self._read_stdout()),
+                       asyncio.create_task(self._read_stderr())]
+        try:
+            self.hello = await asyncio.wait_for(asyncio.shield(self._hello), timeout)
+        except TimeoutError:
+            await self.kill()
+            raise RemoteError("worker", f"the MLflow worker for {self.label} did not start within"
+                              f" {timeout:g} s") from None
+        try:
+            await self.call("init", init, timeout)
+        except TimeoutError:
+            await self.kill()
+            raise RemoteError("worker", f"the MLflow worker for {self.label} did not start within"
+                              f" {timeout:g} s") from None
+
+    async def call(self, op: str, args: dict[str, Any], idle_timeout: float,
+                   on_part: Callable[[Any], None] | None = None) -> Any:
+        """Send one request; wait while replies keep coming, at most ``idle_timeout`` between."""
+        if not self.alive or self.proc is None or self.proc.stdin is None:
+            raise RemoteError("worker", f"the MLflow worker for {self.label} is not running")
+        rid = self.next_id
+        self.next_id += 1
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        pending = self.pending[rid] = _Pending(fut, on_part)
+        try:
+            self.proc.stdin.write((json.dumps({"id": rid, "op": op, **args}) + "\n").encode())
+            await self.proc.stdin.drain()
+            while True:
+                done, _ = await asyncio.wait({fut}, timeout=idle_timeout)
+                if done:
+                    return fut.result()
+                if not pending.active:
+                    raise TimeoutError
+                pending.active = False
+        except (BrokenPipeError, ConnectionResetError):
+            raise RemoteError("worker", f"the MLflow worker for {self.label} exited unexpectedly"
+                              ) from None
+        finally:
+            self.pending.pop(rid, None)
+
+    async def _read_stdout(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        reader = self.proc.stdout
+        try:
+            while True:
+                line = await reader.readline()
+                if not line:
+                    break
+                try:
+                    msg = (await asyncio.to_thread(json.loads, line)) if len(line) > 1 << 18 \
+                        else json.loads(line)
+                except ValueError:
+                    log.warning("remote %s: unreadable worker line (%d bytes)", self.label,
+                                len(line))
+                    continue
+                self._route(msg)
+        except (asyncio.LimitOverrunError, ValueError) as exc:
+            self.exit_reason = f"a reply was too large ({exc})"
+            await self.kill()
+        finally:
+            self.eof = True
+            if self.proc is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.proc.wait(), 5)
+            code = self.proc.returncode if self.proc is not None else None
+            reason = self.exit_reason or f"exited (code {code})"
+            tail = "; ".join(list(self.stderr_tail)[-3:])
+            err = RemoteError("worker", f"the MLflow worker for {self.label} {reason}"
+                              + (f": {tail[:400]}" if tail and not self.exit_reason else ""))
+            if self._hello is not None and not self._hello.done():
+                self._hello.set_exception(err)
+            for p in list(self.pending.values()):
+                if not p.future.done():
+                    p.future.set_exception(err)
+
+    def _route(self, msg: dict[str, Any]) -> None:
+        if "hello" in msg or "fatal" in msg:
+            if self._hello is not None and not self._hello.done():
+                if "hello" in msg:
+                    self._hello.set_result(msg["hello"])
+                else:
+                    self.exit_reason = "could not start"
+                    self._hello.set_exception(RemoteError("worker", self.scrub(str(msg["fatal"]))))
+            return
+        p = self.pending.get(msg.get("id"))  # type: ignore[arg-type]
+        if p is None:
+            return  # a reply to a call that timed out
+        if "part" in msg:
+            p.active = True
+            if p.on_part is not None:
+                try:
+                    p.on_part(msg["part"])
+                except Exception as exc:  # noqa: BLE001 - a bad part fails its call only
+                    if not p.future.done():
+                        p.future.set_exception(RemoteError("error", f"bad reply: {exc}"))
+            return
+        if p.future.done():
+            return
+        if msg.get("ok"):
+            p.future.set_result(msg.get("result"))
+        else:
+            err = msg.get("error") or {}
+            p.future.set_exception(RemoteError(str(err.get("kind", "error")),
+                                               self.scrub(str(err.get("message", "failed")))))
+
+    async def _read_stderr(self) -> None:
+        assert self.proc is not None and self.proc.stderr is not None
+        while True:
+            try:
+                line = await self.proc.stderr.readline()
+            except (ValueError, asyncio.LimitOverrunError):
+                continue
+            if not line:
+                return
+            text = self.scrub(line.decode("utf-8", "replace").rstrip())
+            if text:
+                self.stderr_tail.append(text[:500])
+                log.info("remote %s worker: %s", self.label, text[:2000])
+
+    async def kill(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.proc.wait(), 5)
+
+    async def stop(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            if self.proc.stdin is not None:
+                with contextlib.suppress(Exception):
+                    self.proc.stdin.close()
+            try:
+                await asyncio.wait_for(self.proc.wait(), 3)
+            except TimeoutError:
+                await self.kill()
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(BaseException):
+                await t
+
+
+# -- the source ------------------------------------------------------------------------------
+
+class RemoteSource:
+    """One MLflow tracking server, read through a worker process that imports MLflow.
+
+    ``uri`` may hold ``user:password@`` (sent to the worker on its stdin, never in argv);
+    ``env`` adds variables for the worker (``MLFLOW_TRACKING_TOKEN`` and friends, for example
+    from the root's ``.env``) on top of the daemon's own environment.  Nothing here says the
+    credentials: answers carry :attr:`where`, the URI without them.
+    """
+
+    def __init__(self, uri: str, source_id: str, cache_dir: str, *,
+                 env: Mapping[str, str] | None = None, policy: SyncPolicy | None = None,
+                 cursor: RemoteCursor | None = None, timeout: float = 60.0,
+                 history_timeout: float = 30.0, python: str | None = None) -> None:
+        self._uri = uri.strip()
+        self.where = scrub_uri(self._uri)
+        self.source_id = source_id
+        self.cache_dir = cache_dir
+        self.policy = policy or SyncPolicy()
+        self.timeout = timeout
+        self.history_timeout = history_timeout
+        self._env = dict(env or {})
+        full_env = {**os.environ, **self._env}
+        self.scrub = Scrubber(self._uri, full_env)
+        self.cursor = cursor if cursor is not None and cursor.where == self.where else None
+        self.python = python or os.environ.get("OCTOSTORE_MLFLOW_PYTHON") or sys.executable
+        self._worker: _Worker | None = None
+        self._worker_lock = asyncio.Lock()
+        self._sync_lock = asyncio.Lock()
+        self._notes: list[str] = []
+        """Warnings for the next scan (a worker restart)."""
+        self._starts = 0
+        self._last_start_s = 0.0
+        self._history: OrderedDict[tuple[str, str], tuple[list[tuple[int, float, int]], Any]] = \
+            OrderedDict()
+        self._history_points = 0
+        self._sync_seq = 0
+        """Bumped by every applied sync: a history fetched across one is not cached."""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # status
+        self.last_ok: float | None = None
+        """Wall clock of the last successful sync."""
+        self.last_error: str = ""
+        self.last_scan_stats: dict[str, Any] = {}
+        self.syncing = False
+        # poll loop
+        self._poll_task: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None
+        self._req_gen = 0
+        self._waiters: list[tuple[int, asyncio.Future[RemoteScan]]] = []
+        self._full_requested = False
+        self.next_sync_at: float | None = None
+
+    # -- sync -------------------------------------------------------------------------------
+    async def sync(self, full: bool = False) -> RemoteScan:
+        """Read what changed on the server since the cursor (everything when ``full`` or when
+        there is no cursor yet).  Never raises: failures are a scan with ``ok`` False."""
+        async with self._sync_lock:
+            self.syncing = True
+            try:
+                return await self._sync(full)
+            finally:
+                self.syncing = False
+
+    async def _sync(self, full: bool) -> RemoteScan:
+        t_wall = time.time()
+        t0 = time.perf_counter()
+        cur = self.cursor
+        if full or cur is None:
+            mode = "full"
+        elif self.policy.listing_due(cur, t_wall):
+            mode = "list"
+        else:
+            mode = "incremental"
+        req: dict[str, Any] = {"mode": mode}
+        if cur is not None and mode != "full":
+            req["experiments"] = cur.experiments
+            req["unfinished"] = cur.unfinished
+            req["since"] = max(0, cur.watermark - self.policy.margin_ms)
+            if mode == "list":
+                req["digests"] = cur.digests
+            else:  # unfinished runs come back every time: send only those that changed
+                req["digests"] = {r: cur.digests[r] for r in cur.unfinished if r in cur.digests}
+        rows: list[list[Any]] = []
+        starts = self._starts
+        for attempt in (1, 2):
+            rows.clear()
+            started = False
+            try:
+                worker = await self._ensure_worker()
+                started = True
+                result = await worker.call("sync", req, self.timeout,
+                                           on_part=lambda p: rows.extend(p.get("runs") or ()))
+                break
+            except TimeoutError:
+                await self._drop_worker()
+                return self._failed("timeout", f"the MLflow server {self.where} did not answer"
+                                    f" within {self.timeout:g} s (slow or hung)")
+            except RemoteError as exc:
+                if exc.kind != "worker":
+                    return self._failed(exc.kind, str(exc))
+                await self._drop_worker()
+                if attempt == 2 or not started:
+                    return self._failed(exc.kind, str(exc))
+                # the worker died under this call: one more try with a fresh one
+                log.warning("remote %s: %s", self.where, exc)
+                self._notes.append(f"the MLflow worker for {self.where} exited unexpectedly;"
+                                   " restarted it")
+        try:
+            scan, new_cursor, removed = await asyncio.to_thread(
+                self._apply, result, rows, cur, mode, t_wall)
+        except Exception as exc:  # noqa: BLE001 - a malformed reply is a warning, not a crash
+            log.exception("remote %s: bad sync reply", self.where)
+            return self._failed("error", f"the MLflow worker for {self.where} sent a reply"
+                                f" octostore cannot read ({type(exc).__name__}: {exc})")
+        self.cursor = new_cursor
+        self._sync_seq += 1
+        self._invalidate_histories(scan.runs, removed)
+        scan.stats = {**(result.get("stats") or {}), "mode": mode,
+                      "seconds": round(time.perf_counter() - t0, 4)}
+        if self._starts != starts:
+            scan.stats["worker_start_seconds"] = self._last_start_s
+        if mode in ("full", "list"):
+            new_cursor.listing_seconds = scan.stats["seconds"]
+        self.last_ok = time.time()
+        self.last_error = ""
+        self.last_scan_stats = scan.stats
+        scan.warnings = [self.scrub(w) for w in [*self._notes, *scan.warnings]]
+        self._notes.clear()
+        return scan
+
+    def _apply(self, result: dict[str, Any], rows: list[list[Any]], cur: RemoteCursor | None,
+               mode: str, t_wall: float) -> tuple[RemoteScan, RemoteCursor, set[str]]:
+        """Turn a sync reply into records and the next cursor (in a thread: pure Python work)."""
+        sid, where = self.source_id, self.where
+        exps = [Experiment(experiment_id=str(e[0]), name=e[1], lifecycle_stage=e[2] or ACTIVE,
+                           artifact_location=e[3] or "", creation_time=e[4],
+                           last_update_time=e[5], tags=dict(e[6] or {}), source=sid)
+                for e in result.get("experiments") or []]
+        new = RemoteCursor(where) if mode == "full" or cur is None else RemoteCursor(
+            where, cur.watermark, cur.max_seen, list(cur.unfinished), dict(cur.experiments),
+            dict(cur.digests), dict(cur.experiment_of), cur.last_listing, cur.listing_seconds,
+            cur.syncs)
+        exp_ids = {e.experiment_id for e in exps}
+        removed = set(result.get("removed") or ())
+        if mode != "full":
+            relisted = set(result.get("relisted") or ())
+            returned = {r[0] for r in rows}
+            for rid, eid in new.experiment_of.items():
+                if eid not in exp_ids or (eid in relisted and rid not in returned):
+                    removed.add(rid)
+        unfinished = set(new.unfinished)
+        max_seen = new.max_seen
+        runs: list[Run] = []
+        for row in rows:
+            (rid, eid, name, status, stage, start, end, user, art, params, metrics, tags,
+             inputs, digest) = row
+            for t in (start, end):
+                if isinstance(t, int) and t > max_seen:
+                    max_seen = t
+            if status in UNFINISHED:
+                unfinished.add(rid)
+            else:
+                unfinished.discard(rid)
+            if mode != "full" and new.digests.get(rid) == digest:
+                continue  # unchanged since the last sync
+            new.digests[rid] = digest
+            new.experiment_of[rid] = eid
+            runs.append(Run(
+                run_id=rid, experiment_id=eid, run_name=name, status=status,
+                lifecycle_stage=stage or ACTIVE, start_time=start, end_time=end, user_id=user,
+                artifact_uri=art, params=params,
+                metrics={k: (_NAN if v[0] != v[0] else v[0], v[1], v[2])
+                         for k, v in metrics.items()},
+                tags=tags, inputs=inputs, source=sid, location=where, sources=[sid]))
+        removed -= {r[0] for r in rows}
+        for rid in removed:
+            new.digests.pop(rid, None)
+            new.experiment_of.pop(rid, None)
+            unfinished.discard(rid)
+        new.unfinished = sorted(unfinished)
+        new.experiments = {e.experiment_id: e.lifecycle_stage for e in exps}
+        new.max_seen = max_seen
+        new.watermark = min(int(t_wall * 1000), max_seen) if max_seen else int(t_wall * 1000)
+        new.syncs += 1
+        if mode in ("full", "list"):
+            new.last_listing = t_wall
+        scan = RemoteScan(exps, runs, sorted(removed), [], mode == "full", True, mode, cursor=new)
+        return scan, new, removed
+
+    def _failed(self, kind: str, message: str) -> RemoteScan:
+        message = self.scrub(message)
+        self.last_error = message
+        if self.cursor is not None and self.last_ok is not None:
+            ago = time.time() - self.last_ok
+            message += (f"; showing its {len(self.cursor.digests)} runs as of the last successful"
+                        f" sync {_age(ago)} ago")
+        elif self.cursor is not None:
+            message += f"; showing its {len(self.cursor.digests)} runs from the snapshot"
+        else:
+            message += "; none of its runs are indexed yet"
+        warnings = [self.scrub(w) for w in [*self._notes, message]]
+        self._notes.clear()
+        return RemoteScan([], [], [], warnings, False, False, "", kind, self.cursor)
+
+    # -- worker -----------------------------------------------------------------------------
+    async def _ensure_worker(self) -> _Worker:
+        async with self._worker_lock:
+            self._loop = asyncio.get_running_loop()
+            w = self._worker
+            if w is not None and w.alive:
+                return w
+            if w is not None:
+                code = w.proc.returncode if w.proc is not None else None
+                self._notes.append(f"the MLflow worker for {self.where} exited unexpectedly"
+                                   f" (code {code}); restarted it")
+                await w.stop()
+            env = {**os.environ, **self._env}
+            env["PYTHONPATH"] = _PKG_PARENT + (os.pathsep + env["PYTHONPATH"]
+                                               if env.get("PYTHONPATH") else "")
+            env["OCTOSTORE_REMOTE_REQUEST_TIMEOUT"] = str(self._request_timeout())
+            env.pop("MLFLOW_TRACKING_URI", None)
+            env.setdefault("PYTHONUNBUFFERED", "1")
+            self._worker = w = _Worker(self.python, env, self.cache_dir, self.where, self.scrub)
+            self._starts += 1
+            init = {"uri": self._uri, "where": self.where, "secrets": self.scrub.secrets,
+                    "timeout": self._request_timeout()}
+            t = time.perf_counter()
+            try:
+                await w.start(init, max(START_TIMEOUT, self.timeout))
+                self._last_start_s = round(time.perf_counter() - t, 4)
+            except BaseException:
+                self._worker = None
+                await w.stop()
+                raise
+            log.info("remote %s: worker %s started (MLflow %s, import %.1f s)", self.where,
+                     w.proc.pid if w.proc else "?", w.hello.get("mlflow"),
+                     w.hello.get("import_s", 0.0))
+            return w
+
+    def _request_timeout(self) -> int:
+        """MLflow's per-request timeout: below ours (one retry + backoff fit in ``timeout``),
+        so a slow server is reported by the worker rather than by killing it."""
+        return max(1, int((self.timeout - 1.5) / 2))
+
+    async def _drop_worker(self) -> None:
+        async with self._worker_lock:
+            w, self._worker = self._worker, None
+        if w is not None:
+            await w.kill()
+            await w.stop()
+
+    @property
+    def worker_pid(self) -> int | None:
+        w = self._worker
+        return w.proc.pid if w is not None and w.alive and w.proc is not None else None
+
+    # -- histories ----------------------------------------------------------------------------
+    async def metric_history(self, run_id: str, key: str) -> list[tuple[int, float, int]]:
+        """Every point of one metric as ``(timestamp, value, step)``, as MLflow returns them.
+
+        Cached until a sync shows that the metric's latest value changed.
+
+        Raises:
+            RemoteError: the server could not be asked (scrubbed, actionable message).
+        """
+        ck = (run_id, key)
+        hit = self._history.get(ck)
+        if hit is not None:
+            self._history.move_to_end(ck)
+            return hit[0]
+        seq = self._sync_seq
+        try:
+            worker = await self._ensure_worker()
+            result = await worker.call("metric_history", {"run_id": run_id, "key": key},
+                                       self.history_timeout)
+        except TimeoutError:
+            raise RemoteError("timeout", f"the MLflow server {self.where} did not send the"
+                              f" history of {key!r} within {self.history_timeout:g} s") from None
+        except RemoteError as exc:
+            if exc.kind == "worker":
+                await self._drop_worker()
+            raise RemoteError(exc.kind, self.scrub(str(exc))) from None
+        points = [(int(t), _NAN if v != v else float(v), int(s))
+                  for t, v, s in result.get("points") or ()]
+        if seq == self._sync_seq:  # else a sync may have invalidated it meanwhile
+            self._put_history(ck, points)
+        return points
+
+    def metric_history_threadsafe(self, run_id: str, key: str,
+                                  timeout: float | None = None) -> list[tuple[int, float, int]]:
+        """:meth:`metric_history` from a worker thread (an export, a handler's to_thread)."""
+        loop = self._loop
+        if loop is None:
+            raise RemoteError("worker", f"{self.where} has not been synced yet")
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            raise RuntimeError("metric_history_threadsafe called on the event loop; await"
+                               " metric_history instead")
+        fut = asyncio.run_coroutine_threadsafe(self.metric_history(run_id, key), loop)
+        return fut.result(timeout or self.history_timeout + 5)
+
+    async def download_artifacts(self, run_id: str, dest: str, path: str = "") -> str:
+        """Download a run's artifacts (or ``path`` among them) into ``dest``; returns the local
+        path.  For ``octostore commit`` of a server run.  Raises :class:`RemoteError`."""
+        try:
+            worker = await self._ensure_worker()
+            result = await worker.call("download_artifacts",
+                                       {"run_id": run_id, "dest": dest, "path": path},
+                                       max(self.timeout, 300.0))
+        except TimeoutError:
+            raise RemoteError("timeout", f"downloading the artifacts of {run_id} from"
+                              f" {self.where} took too long") from None
+        except RemoteError as exc:
+            raise RemoteError(exc.kind, self.scrub(str(exc))) from None
+        return str(result["path"])
+
+    def _put_history(self, ck: tuple[str, str], points: list[tuple[int, float, int]]) -> None:
+        old = self._history.pop(ck, None)
+        if old is not None:
+            self._history_points -= len(old[0])
+        self._history[ck] = (points, _latest_key(points))
+        self._history_points += len(points)
+        while self._history_points > HISTORY_POINTS and len(self._history) > 1:
+            _, (dropped, _) = self._history.popitem(last=False)
+            self._history_points -= len(dropped)
+
+    def _invalidate_histories(self, runs: list[Run], removed: set[str]) -> None:
+        if not self._history:
+            return
+        by_run: dict[str, list[str]] = {}
+        for rid, key in list(self._history):
+            by_run.setdefault(rid, []).append(key)
+        for run in runs:
+            for key in by_run.get(run.run_id, ()):
+                entry = self._history.get((run.run_id, key))
+                latest = run.metrics.get(key)
+                if entry is not None and (latest is None or _norm(latest) != entry[1]):
+                    self._drop_history((run.run_id, key))
+        for rid in removed:
+            for key in by_run.get(rid, ()):
+                self._drop_history((rid, key))
+
+    def _drop_history(self, ck: tuple[str, str]) -> None:
+        entry = self._history.pop(ck, None)
+        if entry is not None:
+            self._history_points -= len(entry[0])
+
+    # -- poll loop ----------------------------------------------------------------------------
+    def start(self, deliver: Callable[[RemoteScan], Any]) -> None:
+        """Sync now and then on the policy's interval, handing each scan to ``deliver`` (a
+        plain function or a coroutine function; put the scan on the updater's queue)."""
+        if self._poll_task is None:
+            self._wake = asyncio.Event()
+            self._poll_task = asyncio.create_task(self._poll(deliver),
+                                                  name=f"remote:{self.where}")
+
+    def request_sync(self, full: bool = False) -> asyncio.Future[RemoteScan]:
+        """Ask the poll loop for a sync now; the future resolves with the first scan that
+        started after this call, once ``deliver`` returned for it."""
+        if self._poll_task is None or self._wake is None:
+            raise RuntimeError("start() the poll loop first")
+        fut: asyncio.Future[RemoteScan] = asyncio.get_running_loop().create_future()
+        self._req_gen += 1
+        self._waiters.append((self._req_gen, fut))
+        self._full_requested = self._full_requested or full
+        self._wake.set()
+        return fut
+
+    async def _poll(self, deliver: Callable[[RemoteScan], Any]) -> None:
+        assert self._wake is not None
+        while True:
+            gen = self._req_gen
+            self._wake.clear()
+            full, self._full_requested = self._full_requested, False
+            t = time.monotonic()
+            scan = await self.sync(full=full)
+            # the load a sync put on the server: the worker's own timing (a worker start, or
+            # the daemon's busy loop, is not the server's doing); a failure counts whole
+            elapsed = scan.stats.get("server_seconds") if scan.ok else None
+            delay = self.policy.next_delay(scan.ok, elapsed if elapsed is not None
+                                           else time.monotonic() - t)
+            scan.next_sync_in = round(delay, 1)
+            self.next_sync_at = time.time() + delay
+            if not scan.ok and scan.warnings:
+                scan.warnings[-1] += f"; retrying in {_age(delay)}"
+            try:
+                res = deliver(scan)
+                if inspect.isawaitable(res):
+                    await res
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the loop must go on
+                log.exception("remote %s: delivering a scan failed", self.where)
+            keep = []
+            for g, fut in self._waiters:
+                if g <= gen:
+                    if not fut.done():
+                        fut.set_result(scan)
+                else:
+                    keep.append((g, fut))
+            self._waiters = keep
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+
+    # -- status and shutdown ---------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        """For ``octostore status`` and the TUI: never holds credentials."""
+        if self.syncing:
+            state = "syncing"
+        elif self.last_error:
+            state = "error"
+        else:
+            state = "ok" if self.last_ok else "starting"
+        return {
+            "uri": self.where,
+            "state": state,
+            "last_sync": self.last_ok,
+            "error": self.last_error or None,
+            "next_sync_in": None if self.next_sync_at is None
+            else max(0.0, round(self.next_sync_at - time.time(), 1)),
+            "runs": len(self.cursor.digests) if self.cursor else 0,
+            "last_sync_stats": self.last_scan_stats,
+            "worker_pid": self.worker_pid,
+        }
+
+    async def close(self) -> None:
+        if self._poll_task is not None:
+            self._poll_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._poll_task
+            self._poll_task = None
+        for _, fut in self._waiters:
+            if not fut.done():
+                fut.cancel()
+        self._waiters = []
+        w, self._worker = self._worker, None
+        if w is not None:
+            await w.stop()
+
+
+def _latest_key(points: list[tuple[int, float, int]]) -> Any:
+    """The (value, timestamp, step) MLflow reports as latest for a history, normalised."""
+    best = None
+    for ts, v, step in points:
+        k = (step, ts, 0.0 if v != v else v)
+        if best is None or k > best[0]:
+            best = (k, (v, ts, step))
+    return _norm(best[1]) if best else None
+
+
+def _norm(latest: tuple[float, int, int]) -> tuple[Any, ...]:
+    v, ts, step = latest
+    return ("nan" if v != v else float(v), int(ts), int(step))
+
+
+def _age(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
