@@ -1,0 +1,1 @@
+"""One screen per module: Insights (home), Experiments, run detail, compare, and modals."""
