@@ -55,7 +55,7 @@ def _experiment_runs(root: Root, ids: list[str] | None) -> list[Run]:
 
 
 def search_runs(root: Root, p: Params) -> dict[str, Any]:
-    from ...query import FilterError, search
+    from ...query import FilterError, search_page
 
     ids = p.str_list("experiment_ids")
     view = p.choice("view", VIEWS, "active")
@@ -76,19 +76,18 @@ def search_runs(root: Root, p: Params) -> dict[str, Any]:
             runs = [r for r in runs if r.clock > tick]
             removed = [rid for rid, t in root.index.removed.items() if t > tick]
     try:
-        hits = search(runs, filter_string, order_by, view=view)
+        total, page = search_page(runs, filter_string, order_by, view, limit, offset)
     except FilterError as exc:
         raise BadFilter(str(exc), "see MLflow's search syntax, e.g. metrics.rmse < 0.7 and "
                         "params.model = 'rf'", filter=filter_string) from None
-    page = hits[offset: offset + limit] if limit else []
     nxt = offset + len(page)
     return {
         "root": root.path,
         "clock": clock,
         "is_fresh_instance": fresh,
-        "total": len(hits),
+        "total": total,
         "offset": offset,
-        "next_offset": nxt if nxt < len(hits) else None,
+        "next_offset": nxt if nxt < total else None,
         "runs": [run_row(r, columns) for r in page],
         "removed": removed,
     }
