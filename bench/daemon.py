@@ -1,0 +1,106 @@
+"""A real ``octostored`` process on a private socket, cache and log (as tests/conftest.py).
+
+Besides start and stop it reads the process's CPU time and memory from
+``/proc`` so the harness can report CPU seconds (less disturbed than wall time
+on a shared machine) and peak RSS (``VmHWM``).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from octostored.client import Client, DaemonUnavailable
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+class Daemon:
+    def __init__(self, base: str, cache: str | None = None) -> None:
+        os.makedirs(base, exist_ok=True)
+        self.base = base
+        self.socket = os.path.join(base, "d.sock")
+        self.cache = cache or os.path.join(base, "cache")
+        self.log = os.path.join(base, "daemon.log")
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.started_at = 0.0
+
+    def env(self) -> dict[str, str]:
+        return dict(os.environ, OCTOSTORE_SOCKET=self.socket, OCTOSTORE_CACHE_DIR=self.cache,
+                    XDG_STATE_HOME=os.path.join(self.base, "state"),
+                    OCTOSTORE_LOG_LEVEL="WARNING")
+
+    def start(self, timeout: float = 60.0) -> float:
+        """Start the process; return seconds from ``Popen`` to the first answer (status)."""
+        self.started_at = time.perf_counter()
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "octostored.daemon", "--socket", self.socket],
+                env=self.env(), stdout=out, stderr=out, stdin=subprocess.DEVNULL)
+        deadline = self.started_at + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"octostored exited with {self.proc.returncode}; see {self.log}")
+            try:
+                with Client(self.socket, autostart=False, timeout=timeout) as c:
+                    c.call("octostore/status")
+                return time.perf_counter() - self.started_at
+            except DaemonUnavailable:
+                if time.perf_counter() > deadline:
+                    raise RuntimeError(f"octostored did not answer in {timeout} s; see {self.log}")
+                time.sleep(0.002)
+
+    def client(self, timeout: float = 600.0) -> Client:
+        return Client(self.socket, autostart=False, timeout=timeout, check_version=False)
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def cpu_s(self) -> float:
+        """User + system CPU seconds of the daemon process so far."""
+        with open(f"/proc/{self.pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / _TICK
+
+    def memory_mb(self) -> dict[str, float]:
+        out = {}
+        with open(f"/proc/{self.pid}/status") as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                if k in ("VmHWM", "VmRSS"):
+                    out[k] = int(v.split()[0]) / 1024
+        return out
+
+    def snapshot_files(self) -> list[str]:
+        return glob.glob(os.path.join(self.cache, "root-*.msgpack"))
+
+    def wait_snapshot(self, timeout: float = 300.0) -> bool:
+        """Wait until a snapshot exists and stopped changing (its write is asynchronous)."""
+        deadline = time.perf_counter() + timeout
+        last = None
+        while time.perf_counter() < deadline:
+            files = self.snapshot_files()
+            tmp = glob.glob(os.path.join(self.cache, ".snap-*"))
+            if files and not tmp:
+                sig = [(f, os.stat(f).st_mtime_ns) for f in files]
+                if sig == last:
+                    return True
+                last = sig
+            time.sleep(0.1)
+        return False
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(120)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
