@@ -1,18 +1,245 @@
-"""LSP features on the same socket: code lenses on ``mlflow.log_metric`` calls.
+"""LSP features on the same socket: code lenses, hovers and inlay hints on MLflow calls.
 
-Placeholder registration point for the editor issue; the daemon answers
-``initialize`` with the capabilities pygls derives from what is registered.
+A document gets features only when it is a Python file inside one of the
+client's workspace folders (or inside a root the daemon already has open)
+and the root's index attributes runs to it (``octostored.lsp.attribution``).
+The logic lives in ``octostored.lsp``; this module resolves roots, caches
+parses per document version, and asks the client to refresh its lenses and
+hints when the runs of a file it shows change (``workspace/codeLens/refresh``,
+``workspace/inlayHint/refresh``, when the client supports them).
+
+``initializationOptions`` may carry ``{"keyMetric": "rmse"}``: the metric a
+param's hover scores runs by first.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types as lsp
+from pygls.uris import to_fs_path
+
+from ...lsp import features
+from ...lsp.attribution import attribution
+from ...lsp.calls import FileCalls, find_calls
+from ..errors import OctostoreError
 
 if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
 
+    from ...index.root import Root
     from ..server import Daemon
+
+log = logging.getLogger(__name__)
+
+REFRESH_POLL = 0.25
+"""Seconds between looks at the clocks of the roots whose files the client shows."""
+REFRESH_MIN_INTERVAL = 1.0
+"""At most one refresh request per this many seconds (a training run logs continuously)."""
+
+
+@dataclass
+class _Conn:
+    parses: dict[str, tuple[int, FileCalls]] = field(default_factory=dict)
+    served: dict[str, tuple[str, str, tuple[int, int]]] = field(default_factory=dict)
+    """uri -> (root path, file path, signature of the runs shown) for refreshes."""
+    key_metric: str | None = None
+    refresher: asyncio.Task[None] | None = None
+
+
+def _is_python(uri: str, language_id: str | None = None) -> bool:
+    if language_id:
+        return language_id == "python"
+    return uri.endswith((".py", ".pyw"))
+
+
+def _inside(folder: str, path: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _signature(runs: list[Any]) -> tuple[int, int]:
+    return (len(runs), max((r.clock for r in runs), default=0))
 
 
 def register(ls: LanguageServer, daemon: Daemon) -> None:
-    return None
+    conn = _Conn()
+
+    def folders() -> list[str]:
+        out = []
+        ws = ls.protocol._workspace  # None before initialize
+        if ws is None:
+            return out
+        for f in ws.folders.values():
+            p = to_fs_path(f.uri)
+            if p:
+                out.append(os.path.realpath(p))
+        if not out and ws.root_path:
+            out.append(os.path.realpath(ws.root_path))
+        return sorted(out, key=len, reverse=True)
+
+    async def root_for(path: str) -> Root | None:
+        real = os.path.realpath(path)
+        for folder in folders():
+            if _inside(folder, real) and os.path.isdir(folder):
+                try:
+                    root = await daemon.root(folder)
+                except OctostoreError:
+                    return None
+                return root if _inside(root.path, real) else None
+        for root in daemon.roots.values():  # a file outside the folders, in a root already open
+            if _inside(root.path, real):
+                await root.ready.wait()
+                return root
+        return None
+
+    def parsed(uri: str) -> FileCalls | None:
+        doc = ls.workspace.get_text_document(uri)
+        try:
+            source = doc.source
+        except OSError:
+            return None
+        h = hash(source)
+        hit = conn.parses.get(uri)
+        if hit is not None and hit[0] == h:
+            return hit[1]
+        fc = find_calls(source)
+        if fc.error is not None and hit is not None:
+            return hit[1]  # mid-edit syntax error: keep the last good parse
+        conn.parses[uri] = (h, fc)
+        return fc
+
+    async def context(uri: str, language_id: str | None = None):
+        if not _is_python(uri, language_id):
+            return None
+        path = to_fs_path(uri)
+        if not path:
+            return None
+        fc = parsed(uri)
+        if fc is None or not fc.calls:
+            return None
+        root = await root_for(path)
+        if root is None:
+            return None
+        runs = attribution(root).runs_for(root, path)
+        conn.served[uri] = (root.path, path, _signature(runs))
+        ensure_refresher()
+        if not runs:
+            return None
+        rel = os.path.relpath(os.path.realpath(path), root.path)
+        return root, fc, runs, rel
+
+    def language_of(uri: str) -> str | None:
+        doc = ls.protocol._workspace and ls.workspace.text_documents.get(uri)
+        return getattr(doc, "language_id", None) if doc else None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    @ls.feature(lsp.INITIALIZE)
+    def initialize(ls: LanguageServer, params: lsp.InitializeParams) -> None:
+        opts = params.initialization_options
+        if isinstance(opts, dict) and isinstance(opts.get("keyMetric"), str):
+            conn.key_metric = opts["keyMetric"] or None
+
+    @ls.feature(lsp.INITIALIZED)
+    async def initialized(ls: LanguageServer, params: lsp.InitializedParams) -> None:
+        for folder in folders():  # start indexing the folders' roots before the first lens
+            if os.path.isdir(folder):
+                asyncio.ensure_future(_quiet(daemon.root(folder)))
+
+    @ls.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: LanguageServer, params: lsp.DidCloseTextDocumentParams) -> None:
+        conn.parses.pop(params.text_document.uri, None)
+        conn.served.pop(params.text_document.uri, None)
+
+    @ls.feature(lsp.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    def did_change_configuration(ls: LanguageServer, params: lsp.DidChangeConfigurationParams) -> None:
+        settings = params.settings
+        if isinstance(settings, dict):
+            octo = settings.get("octostore", settings)
+            if isinstance(octo, dict) and isinstance(octo.get("keyMetric"), str):
+                conn.key_metric = octo["keyMetric"] or None
+
+    # -- features ------------------------------------------------------------------------------
+    @ls.feature(lsp.TEXT_DOCUMENT_CODE_LENS, lsp.CodeLensOptions(resolve_provider=False))
+    async def code_lens(ls: LanguageServer, params: lsp.CodeLensParams) -> list[lsp.CodeLens]:
+        uri = params.text_document.uri
+        ctx = await context(uri, language_of(uri))
+        if ctx is None:
+            return []
+        root, fc, runs, _rel = ctx
+        return features.code_lenses(root.path, fc, runs)
+
+    @ls.feature(lsp.TEXT_DOCUMENT_HOVER)
+    async def hover(ls: LanguageServer, params: lsp.HoverParams) -> lsp.Hover | None:
+        uri = params.text_document.uri
+        ctx = await context(uri, language_of(uri))
+        if ctx is None:
+            return None
+        _root, fc, runs, rel = ctx
+        return features.hover(fc, runs, params.position.line, params.position.character, rel,
+                              conn.key_metric)
+
+    @ls.feature(lsp.TEXT_DOCUMENT_INLAY_HINT, lsp.InlayHintOptions(resolve_provider=False))
+    async def inlay_hint(ls: LanguageServer, params: lsp.InlayHintParams) -> list[lsp.InlayHint]:
+        uri = params.text_document.uri
+        ctx = await context(uri, language_of(uri))
+        if ctx is None:
+            return []
+        _root, fc, runs, _rel = ctx
+        return features.inlay_hints(fc, runs, params.range)
+
+    # -- refresh when the runs of a shown file change ----------------------------------------
+    def ensure_refresher() -> None:
+        if conn.refresher is None or conn.refresher.done():
+            conn.refresher = asyncio.ensure_future(refresher())
+
+    def supports(kind: str) -> bool:
+        ws = getattr(ls.client_capabilities, "workspace", None)
+        cap = getattr(ws, kind, None) if ws is not None else None
+        return bool(getattr(cap, "refresh_support", False))
+
+    async def refresher() -> None:
+        lens, hints = supports("code_lens"), supports("inlay_hint")
+        if not (lens or hints):
+            return
+        ticks: dict[str, int] = {}
+        last_sent = 0.0
+        loop = asyncio.get_running_loop()
+        while ls in daemon.connections and not ls.protocol._shutdown:
+            await asyncio.sleep(REFRESH_POLL)
+            if loop.time() - last_sent < REFRESH_MIN_INTERVAL:
+                continue
+            changed = False
+            for uri, (root_path, path, sig) in list(conn.served.items()):
+                root = daemon.roots.get(root_path)
+                if root is None:
+                    continue
+                tick = root.index.tick
+                if ticks.get(uri) == tick:
+                    continue
+                ticks[uri] = tick
+                new = _signature(attribution(root).runs_for(root, path))
+                if new != sig:
+                    conn.served[uri] = (root_path, path, new)
+                    changed = True
+            if not changed:
+                continue
+            last_sent = loop.time()
+            try:
+                if lens:
+                    ls.protocol.send_request(lsp.WORKSPACE_CODE_LENS_REFRESH, None)
+                if hints:
+                    ls.protocol.send_request(lsp.WORKSPACE_INLAY_HINT_REFRESH, None)
+            except Exception:  # the connection went away between two looks
+                log.debug("refresh request failed", exc_info=True)
+                return
+
+
+async def _quiet(aw: Any) -> None:
+    try:
+        await aw
+    except Exception:
+        log.debug("opening a workspace folder's root failed", exc_info=True)
