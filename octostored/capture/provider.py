@@ -1,0 +1,34 @@
+"""The MLflow run context provider (entry point ``mlflow.run_context_provider``).
+
+MLflow instantiates this class when ``mlflow`` is imported and calls
+``in_context()`` then ``tags()`` at every fluent ``mlflow.start_run()``
+(``MlflowClient.create_run`` does not consult providers).  It duck-types
+MLflow's ``RunContextProvider`` rather than subclassing it: the module imports
+nothing but the standard library, and loads nothing until a run starts.
+
+It must never make a run fail: MLflow only catches ``ImportError`` and
+``AttributeError`` while loading plugins and logs other errors from
+``tags()`` as warnings, so every error is caught here and recorded as the tag
+``octostore.capture_error``.  ``OCTOSTORE_CAPTURE=0`` turns it off.
+"""
+
+from __future__ import annotations
+
+import os
+
+DISABLE_ENV = "OCTOSTORE_CAPTURE"
+
+
+class OctostoreRunContext:
+    """Adds ``octostore.*`` capture tags to every run started with ``mlflow.start_run``."""
+
+    def in_context(self) -> bool:
+        return os.environ.get(DISABLE_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+
+    def tags(self) -> dict[str, str]:
+        try:
+            from .collect import collect
+
+            return collect()
+        except Exception as exc:  # noqa: BLE001 - never fail the user's run
+            return {"octostore.capture_error": f"{type(exc).__name__}: {exc}"[:1000]}

@@ -1,0 +1,282 @@
+"""``octostore commit``, ``octostore init`` and ``octostore run -- CMD``.
+
+* ``commit`` asks the daemon (``octostore/commit``): the daemon knows which
+  runs exist and which are committed.  When the repo's SQLite store is not
+  ignored by git it offers to add it to ``.gitignore`` (asked on a terminal,
+  or ``--gitignore-db``).
+* ``init`` scaffolds a project locally (no daemon needed).
+* ``run -- CMD ...`` records the capture tags for a command whose environment
+  lacks the octostore plugin: it locks the environment of the interpreter the
+  command will use, computes the git state, and hands the tags to MLflow in
+  ``MLFLOW_RUN_CONTEXT`` (applied by every fluent ``mlflow.start_run``), then
+  becomes the command (``exec``: signals and the exit code are the command's).
+  ``octostore run RUN_ID`` (one run in full) is a different command; ``run``
+  followed by ``--`` is this one.
+
+Imports stay light (the standard library, orjson and the client), like cli.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+from typing import Any
+
+from .client import Client, default_root
+
+
+def _fail(msg: str) -> int:
+    """One sentence on stderr, exit 2 (as cli.py does for usage errors; raising its
+    ``UsageError`` would not work under ``python -m octostored.cli``, where cli is
+    ``__main__`` and this module would see a second copy of the class)."""
+    print(f"octostore: {msg}", file=sys.stderr)
+    return 2
+
+
+# -- parsers ---------------------------------------------------------------------------------
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser("commit", help="commit runs to git (one commit, only octostore's files)")
+    p.add_argument("run_ids", nargs="*", metavar="RUN_ID",
+                   help="runs to commit (ids or 6+ character prefixes; default: every run not "
+                        "committed yet)")
+    p.add_argument("-m", "--message", help="the commit's subject (a summary line follows)")
+    p.add_argument("--experiment", action="append", help="only runs of this experiment "
+                   "(name or id; repeatable)")
+    p.add_argument("--dry-run", action="store_true", help="show what would be committed")
+    p.add_argument("--push", action="store_true", help="git push the branch afterwards")
+    p.add_argument("--max-artifact-mb", type=float,
+                   help="artifacts above this go through Git LFS or are left out (default 10, "
+                        "or [tool.octostore.commit] max_artifact_mb)")
+    p.add_argument("--gitignore-db", action="store_true",
+                   help="add the repo's MLflow database to .gitignore without asking")
+    p.add_argument("--root", help="the repo (default: the git work tree of the current folder)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("init", help="scaffold a new ML project ready for octostore")
+    p.add_argument("dir", nargs="?", default=".", help="the project folder (default: here)")
+    p.add_argument("--package", help="the Python package name (default: from the folder name)")
+    p.add_argument("--no-git", action="store_true", help="do not run `git init`")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+# -- commit ----------------------------------------------------------------------------------
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.0f} kB"
+
+
+def cmd_commit(c: Client, args: argparse.Namespace) -> int:
+    root = os.path.abspath(args.root) if args.root else default_root()
+    if not os.path.isdir(root):
+        return _fail(f"{args.root} is not a folder; pass --root with the path of your repo")
+    params: dict[str, Any] = {"root": root, "dry_run": args.dry_run, "push": args.push,
+                              "gitignore_db": args.gitignore_db}
+    if args.run_ids:
+        params["run_ids"] = args.run_ids
+    if args.experiment:
+        params["experiment"] = args.experiment
+    if args.message:
+        params["message"] = args.message
+    if args.max_artifact_mb is not None:
+        if args.max_artifact_mb < 0:
+            return _fail("--max-artifact-mb must be 0 or more")
+        params["max_artifact_mb"] = args.max_artifact_mb
+    res = c.call("octostore/commit", params, timeout=3600)
+    if args.json:
+        sys.stdout.write(json.dumps(res, indent=2) + "\n")
+        return 0 if res.get("pushed") is not False else 2
+    _print_result(res)
+    _offer_gitignore(res)
+    if res.get("pushed") is False:
+        print(f"octostore: {res.get('push_error')}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _print_result(res: dict[str, Any]) -> None:
+    if res.get("recovered"):
+        print(res["recovered"])
+    runs = res["runs"]
+    for w in res["warnings"]:
+        print(f"warning: {w}", file=sys.stderr)
+    if res["nothing_to_commit"]:
+        n = res["already_committed"]
+        if not runs:
+            extra = f" ({len(res['skipped'])} skipped: still running or deleted)" if res[
+                "skipped"] else ""
+            print(f"nothing to commit: all {n} run{'s are' if n != 1 else ' is'} already "
+                  f"committed{extra}" if n else f"nothing to commit: no finished runs{extra}")
+        else:
+            print("nothing to commit: the runs are already committed as they are")
+        return
+    subject = res["message"].splitlines()[0] if res["message"] else ""
+    art = res["artifacts"]
+    extras = []
+    if art["lfs"]:
+        extras.append(f"{len(art['lfs'])} artifact(s) through Git LFS")
+    if art["left_out"]:
+        extras.append(f"{len(art['left_out'])} large artifact(s) left out")
+    detail = f"{res['files']} files, {_mb(res['bytes'])}" + (
+        "; " + "; ".join(extras) if extras else "")
+    if res["dry_run"]:
+        print(f"would commit {len(runs)} run(s) on {res['branch'] or 'a detached HEAD'}:")
+        print(f"  {subject}")
+        print(f"  {detail}")
+        for r in runs:
+            print(f"  {r['run_id'][:8]}  {r['run_name'] or '-':24}  {r['experiment']}")
+        for s in res["skipped"]:
+            print(f"  skipped {s['run_id'][:8]}: {s['reason']}")
+        return
+    print(f"committed {len(runs)} run(s) as {res['commit'][:10]} on "
+          f"{res['branch'] or 'a detached HEAD'}")
+    print(f"  {subject}")
+    print(f"  {detail}")
+    if res.get("lfs_setup"):
+        print("  set up Git LFS in this repo (git lfs install --local)")
+    if res.get("pushed"):
+        print("  pushed")
+
+
+def _offer_gitignore(res: dict[str, Any]) -> None:
+    suggest = res["gitignore"]["suggest"]
+    if res["gitignore"]["added"]:
+        print(f"added {', '.join(res['gitignore']['added'])} to .gitignore")
+    if not suggest:
+        return
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        print(f"hint: {suggest[0].lstrip('/')} is not in .gitignore; octostore never commits it "
+              "(add it with `octostore commit --gitignore-db`)", file=sys.stderr)
+        return
+    try:
+        answer = input(f"add {', '.join(suggest)} to .gitignore? [y/N] ").strip().lower()
+    except EOFError:
+        return
+    if answer in ("y", "yes"):
+        add_to_gitignore(res["root"], suggest)
+        print("added to .gitignore (commit that change yourself)")
+
+
+def add_to_gitignore(root: str, patterns: list[str]) -> list[str]:
+    from .capture.files import atomic_write
+
+    path = os.path.join(root, ".gitignore")
+    try:
+        with open(path, "rb") as f:
+            current = f.read()
+    except FileNotFoundError:
+        current = b""
+    have = set(current.decode("utf-8", "replace").splitlines())
+    add = [p for p in patterns if p not in have]
+    if add:
+        sep = b"" if not current or current.endswith(b"\n") else b"\n"
+        atomic_write(path, current + sep + ("\n".join(add) + "\n").encode())
+    return add
+
+
+# -- init ------------------------------------------------------------------------------------
+def cmd_init(args: argparse.Namespace) -> int:
+    from .gitops.scaffold import ScaffoldError, scaffold
+
+    try:
+        res = scaffold(os.path.abspath(args.dir), package=args.package, git_init=not args.no_git)
+    except ScaffoldError as exc:
+        return _fail(str(exc))
+    if args.json:
+        sys.stdout.write(json.dumps(res, indent=2) + "\n")
+        return 0
+    print(f"created {len(res['created'])} files in {res['root']} (package {res['package']})")
+    for rel in res["skipped"]:
+        print(f"  kept your {rel}")
+    if res["git_init"]:
+        print("  ran git init")
+    print("next: python -m venv .venv && .venv/bin/pip install -r requirements.txt && "
+          f"python src/{res['package']}/train.py, then `octostore commit` (see README.md)")
+    return 0
+
+
+LOCAL = {"init": cmd_init}
+"""Commands that work without the daemon."""
+COMMANDS = {"commit": cmd_commit}
+
+
+# -- run -- CMD ------------------------------------------------------------------------------
+def is_run_command(argv: list[str]) -> bool:
+    """``octostore run -- CMD ...`` (``octostore run RUN_ID`` shows a run)."""
+    return len(argv) >= 2 and argv[0] == "run" and argv[1] == "--"
+
+
+def main_run(argv: list[str]) -> int:
+    cmd = argv[2:]
+    if not cmd:
+        print("octostore: nothing to run; use `octostore run -- python train.py ...`",
+              file=sys.stderr)
+        return 2
+    exe = shutil.which(cmd[0])
+    if exe is None:
+        print(f"octostore: command not found: {cmd[0]}", file=sys.stderr)
+        return 2
+    env = dict(os.environ)
+    env.update(capture_env(cmd, exe))
+    os.execve(exe, cmd, env)
+    return 0  # not reached
+
+
+def target_python(cmd: list[str], exe: str) -> str:
+    """The interpreter ``cmd`` will use: itself when it is Python, else the one on PATH."""
+    base = os.path.basename(cmd[0])
+    if base.startswith(("python", "pypy")):
+        return exe
+    venv = os.environ.get("VIRTUAL_ENV")
+    if venv and os.path.exists(os.path.join(venv, "bin", "python")):
+        return os.path.join(venv, "bin", "python")
+    return shutil.which("python3") or shutil.which("python") or sys.executable
+
+
+def capture_env(cmd: list[str], exe: str) -> dict[str, str]:
+    """Environment variables that make MLflow tag the command's runs with the capture tags."""
+    from .capture import collect, envlock, gitstate
+
+    cwd = os.getcwd()
+    argv = collect.portable_argv(cmd)
+    python = target_python(cmd, exe)
+    lock_text: str | None = None
+    version: str | None = None
+    errors: list[str] = []
+    # Not realpath: a virtualenv's python is a symlink to the base interpreter, whose
+    # packages differ.
+    if os.path.abspath(python) != os.path.abspath(sys.executable):
+        repo = gitstate.find_repo(cwd)
+        try:
+            with open(envlock.__file__, encoding="utf-8") as f:
+                source = f.read()
+            proc = subprocess.run([python, "-c", source, *([repo] if repo else [])],
+                                  capture_output=True, text=True, timeout=120,
+                                  stdin=subprocess.DEVNULL)
+            if proc.returncode == 0:
+                lock_text = proc.stdout
+                version = json.loads(lock_text)["python"]["version"]
+            else:
+                errors.append(f"environment: {python} failed to list its packages")
+        except (OSError, ValueError, KeyError, subprocess.TimeoutExpired) as exc:
+            errors.append(f"environment: cannot run {python} ({exc})")
+    tags = collect.collect(cwd=cwd, argv=argv, lock_text=lock_text, python=version)
+    if errors:
+        if lock_text is None:
+            tags.pop(collect.ENV_TAG, None)  # it would describe octostore's interpreter instead
+            tags.pop(collect.PYTHON_TAG, None)
+        old = tags.get(collect.ERROR_TAG)
+        tags[collect.ERROR_TAG] = "; ".join([*errors, *([old] if old else [])])
+    context: dict[str, str] = {}
+    existing = os.environ.get("MLFLOW_RUN_CONTEXT")
+    if existing:
+        try:
+            loaded = json.loads(existing)
+            if isinstance(loaded, dict):
+                context.update({str(k): str(v) for k, v in loaded.items()})
+        except ValueError:
+            pass
+    context.update(tags)
+    return {"MLFLOW_RUN_CONTEXT": json.dumps(context), collect.ARGV_ENV: json.dumps(argv)}

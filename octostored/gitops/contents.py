@@ -1,0 +1,225 @@
+"""What a commit holds besides the runs: locks, patches, env files, LFS attributes.
+
+:func:`plan_files` turns the chosen runs into the full list of files of the
+commit (:class:`~octostored.gitops.export.FileOut`), nothing written yet:
+
+* the runs in file-store layout (:mod:`.export`) and the folders of experiments
+  the committed store does not have yet;
+* the environment locks and code patches their ``octostore.env`` /
+  ``octostore.git.patch`` tags name, from ``.octostore/`` or (locks) from the
+  user's capture cache when the repo copy is missing;
+* the repo's environment files that git does not track yet (tracked ones are
+  in history already; modified ones stay the user's: a warning says so);
+* ``.octostore/.gitattributes``, one Git LFS line per large artifact: a file
+  of octostore's own, so the user's ``.gitattributes`` is never edited.
+
+:func:`gitignore` checks the SQLite stores against ``.gitignore`` (they are
+never committed) and, when asked, adds them.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from . import git
+from .export import (
+    COMMITTED_STORE,
+    ExperimentFolders,
+    FileOut,
+    RunExport,
+    experiment_files,
+    export_run,
+    safe_segment,
+)
+
+if TYPE_CHECKING:
+    from .commit import CommitRequest
+
+GITATTRIBUTES = ".octostore/.gitattributes"
+LFS_ATTRS = "filter=lfs diff=lfs merge=lfs -text"
+HEX = set("0123456789abcdef")
+
+
+def plan_files(top: str, req: CommitRequest, lfs: bool,
+                result: dict[str, Any]) -> tuple[list[FileOut], list[RunExport]]:
+    from ..sources.sqlitestore import SqliteStoreError
+
+    folders = ExperimentFolders(os.path.join(top, COMMITTED_STORE))
+    exports: list[RunExport] = []
+    kept = []
+    for src in req.sources:
+        rid = src.run.run_id
+        if not safe_segment(rid):
+            req.skipped.append({"run_id": rid, "reason": "its id is not a plain folder name"})
+            continue
+        try:
+            ex = export_run(src, folders, req.max_artifact_bytes, lfs)
+        except (OSError, SqliteStoreError) as exc:
+            req.skipped.append({"run_id": rid, "reason": f"its store could not be read ({exc})"})
+            continue
+        kept.append(src)
+        exports.append(ex)
+        result["runs"].append({
+            "run_id": src.run.run_id, "run_name": src.run.run_name,
+            "experiment": ex.exp_name, "folder": ex.folder, "status": src.run.status,
+            "source": src.run.source})
+        result["warnings"].extend(ex.warnings)
+        result["artifacts"]["lfs"].extend({"run_id": ex.run_id, **e} for e in ex.lfs)
+        result["artifacts"]["left_out"].extend({"run_id": ex.run_id, **e} for e in ex.left_out)
+    req.sources = kept
+    files: dict[str, FileOut] = {}
+    for ident, (name, exp) in folders.new.items():
+        for f in experiment_files(ident, name, exp):
+            files[f.rel] = f
+    for ex in exports:
+        for f in ex.files:
+            files[f.rel] = f
+    for f in _referenced(top, req, result):
+        files[f.rel] = f
+    for f in _env_files(top, result):
+        files.setdefault(f.rel, f)
+    lfs_paths = [f.rel for f in files.values() if f.lfs]
+    if lfs_paths:
+        files[GITATTRIBUTES] = _gitattributes(top, lfs_paths)
+    out = sorted(files.values(), key=lambda f: f.rel)
+    result["files"] = len(out)
+    result["bytes"] = sum(f.size for f in out)
+    return out, exports
+
+
+def _valid_digest(value: str | None) -> bool:
+    return bool(value) and len(value) == 64 and set(value) <= HEX  # type: ignore[arg-type]
+
+
+def _referenced(top: str, req: CommitRequest, result: dict[str, Any]) -> list[FileOut]:
+    """The environment locks and patches the runs' capture tags name."""
+    from ..capture import envlock
+
+    out: list[FileOut] = []
+    seen: set[str] = set()
+    for src in req.sources:
+        tags = src.run.tags
+        for tag, folder, suffix, key in (("octostore.env", "envs", ".json", "locks"),
+                                         ("octostore.git.patch", "patches", ".patch", "patches")):
+            digest = tags.get(tag)
+            if digest is None:
+                continue
+            if not _valid_digest(digest):
+                result["warnings"].append(f"run {src.run.run_id}: tag {tag} is not a sha256; "
+                                          "ignored")
+                continue
+            rel = f".octostore/{folder}/{digest}{suffix}"
+            if rel in seen:
+                continue
+            seen.add(rel)
+            full = os.path.join(top, rel)
+            if os.path.isfile(full):
+                out.append(FileOut(rel, src=full, size=os.path.getsize(full), in_place=True))
+                result[key].append(digest)
+                continue
+            text = envlock.cached_text(digest) if key == "locks" else None
+            if text is not None:
+                out.append(FileOut(rel, data=text.encode("utf-8")))
+                result[key].append(digest)
+                continue
+            what = "environment lock" if key == "locks" else "code patch"
+            result["warnings"].append(f"run {src.run.run_id}: its {what} {digest[:12]} is not on "
+                                      "this machine; the run is committed without it")
+    return out
+
+
+def _env_files(top: str, result: dict[str, Any]) -> list[FileOut]:
+    """The repo's environment files that git does not track yet (tracked ones are committed)."""
+    from ..envfiles import find_env_files
+
+    rels = find_env_files(top)
+    if not rels:
+        return []
+    proc = git.run(top, "ls-files", "--others", "--exclude-standard", "-z", "--", *rels,
+                   check=False)
+    untracked = [p for p in proc.stdout.decode("utf-8", "replace").split("\0") if p]
+    changed = git.run(top, "diff", "--name-only", "-z", "HEAD", "--", *rels, check=False)
+    for p in changed.stdout.decode("utf-8", "replace").split("\0"):
+        if p:
+            result["warnings"].append(
+                f"{p} has uncommitted changes; they stay yours and are not in this commit "
+                "(each run's exact environment is in its lock)")
+    out = []
+    for rel in untracked:
+        full = os.path.join(top, rel)
+        if os.path.isfile(full):
+            out.append(FileOut(rel, src=full, size=os.path.getsize(full), in_place=True))
+            result["env_files"].append(rel)
+    return out
+
+
+def _attr_pattern(path: str) -> str:
+    out = []
+    for ch in path:
+        if ch in " \t":
+            out.append("[[:space:]]")
+        elif ch in "*?[]\\!#\"":
+            out.append("\\" + ch)
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _gitattributes(top: str, lfs_paths: list[str]) -> FileOut:
+    """``.octostore/.gitattributes`` with one LFS line per large artifact (octostore's own file)."""
+    path = os.path.join(top, GITATTRIBUTES)
+    try:
+        with open(path, encoding="utf-8") as f:
+            current = f.read()
+    except OSError:
+        current = ("# Managed by `octostore commit`: large run artifacts go through Git LFS.\n")
+    lines = current.splitlines()
+    have = set(lines)
+    for rel in lfs_paths:
+        line = f"/{_attr_pattern(rel[len('.octostore/'):])} {LFS_ATTRS}"
+        if line not in have:
+            lines.append(line)
+            have.add(line)
+    data = ("\n".join(lines) + "\n").encode("utf-8")
+    return FileOut(GITATTRIBUTES, data=data, size=len(data))
+
+
+def gitignore(top: str, req: CommitRequest, result: dict[str, Any]) -> None:
+    """Offer (or with ``gitignore_db`` make) ``.gitignore`` entries for the SQLite stores."""
+    rels = []
+    for db in req.sqlite_stores:
+        rel = os.path.relpath(db, top).replace(os.sep, "/")
+        if rel.startswith(".."):
+            continue
+        tracked = git.run(top, "ls-files", "--error-unmatch", "--", rel, check=False)
+        if tracked.returncode == 0:
+            result["warnings"].append(
+                f"{rel} is tracked by git; octostore never commits it: untrack it with "
+                f"`git rm --cached {rel}` and add it to .gitignore")
+            continue
+        if git.run(top, "check-ignore", "-q", "--", rel, check=False).returncode != 0:
+            rels.append(rel)
+    if not rels:
+        return
+    patterns = []
+    for rel in rels:
+        patterns += [f"/{rel}", f"/{rel}-*"]
+    result["gitignore"]["suggest"] = patterns
+    if req.gitignore_db and not req.dry_run:
+        from ..capture.files import atomic_write
+
+        path = os.path.join(top, ".gitignore")
+        try:
+            with open(path, "rb") as f:
+                current = f.read()
+        except FileNotFoundError:
+            current = b""
+        have = set(current.decode("utf-8", "replace").splitlines())
+        add = [p for p in patterns if p not in have]
+        if add:
+            sep = b"" if not current or current.endswith(b"\n") else b"\n"
+            block = "# MLflow's local database: runs are committed by `octostore commit`\n"
+            atomic_write(path, current + sep + (block + "\n".join(add) + "\n").encode())
+        result["gitignore"]["added"] = add
+        result["gitignore"]["suggest"] = []
