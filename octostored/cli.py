@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from . import cli_commit, cli_reproduce
 from .client import Client, DaemonUnavailable, OctostoreClientError, RequestError, default_root
 from .paths import log_path, socket_path
 
@@ -292,6 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("daemon", "manage the daemon", root=False)
     p.add_argument("action", choices=["status", "start", "stop", "restart", "logs"])
     p.add_argument("--lines", type=int, default=50)
+    cli_commit.add_parsers(sub)
+    cli_reproduce.add_parsers(sub)
     return ap
 
 
@@ -300,15 +303,23 @@ COMMANDS = {"status": cmd_status, "experiments": cmd_experiments, "runs": cmd_ru
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if cli_commit.is_run_command(argv):
+        return cli_commit.main_run(argv)
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     try:
         if args.command == "daemon":
             return cmd_daemon(args)
+        if args.command in cli_commit.LOCAL:
+            return cli_commit.LOCAL[args.command](args)
+        if args.command in cli_reproduce.LOCAL:
+            return cli_reproduce.LOCAL[args.command](args)
         if getattr(args, "limit", 1) < 0:
             raise UsageError("--limit must be 0 or more")
         with Client() as c:
-            return COMMANDS[args.command](c, args)
+            return {**COMMANDS, **cli_commit.COMMANDS, **cli_reproduce.COMMANDS}[args.command](
+                c, args)
     except KeyboardInterrupt:
         return 130
     except UsageError as exc:
@@ -323,4 +334,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the canonical module, not this __main__ copy: lazily imported helpers (cli_commit,
+    # cli_reproduce) import octostored.cli, and its UsageError must be the one caught here.
+    from octostored.cli import main as _main
+
+    sys.exit(_main())

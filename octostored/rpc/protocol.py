@@ -24,6 +24,10 @@ METHODS = (
     "octostore/compare",
     "octostore/environment",
     "octostore/shutdown",
+    "octostore/commit",
+    "octostore/reproduce",
+    "octostore/jobs",
+    "octostore/cancel",
 )
 """Every ``octostore/*`` method; each is advertised as capability ``cmd-<name>``."""
 
@@ -38,4 +42,8 @@ EXPERIMENT_NOT_FOUND = 1004
 ARTIFACT_NOT_FOUND = 1005
 PATH_OUTSIDE = 1006
 NOT_SUPPORTED = 1007
+COMMIT_REFUSED = 1020
+GIT_FAILED = 1021
+JOB_NOT_FOUND = 1030
+CANNOT_REPRODUCE = 1031
 INVALID_PARAMS = -32602

@@ -1,0 +1,126 @@
+"""Resolve against real git repos, in process: which entry point, which environment, which
+store, and the refusals (missing patch, parameters that cannot be set), before anything is
+built."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from octostored.capture import files as capture_files
+from octostored.index.state import SourceInfo
+from octostored.jobs import JobError
+from octostored.model import Run
+from octostored.reproduce import plan
+
+from .conftest import git, make_repo
+
+
+def _run(repo: Path, **tags: str) -> Run:
+    head = git(repo, "rev-parse", "HEAD").strip()
+    return Run("r" * 32, "1", run_name="bright-owl", params={"alpha": "0.5", "seed": "1"},
+               metrics={"rmse": (0.7, 1, 0)}, source="mlruns",
+               tags={"mlflow.source.git.commit": head, **tags})
+
+
+SOURCES = {"mlruns": SourceInfo("mlruns", "file", "/data/mlruns"),
+           ".octostore/runs": SourceInfo(".octostore/runs", "file", "/r/.octostore/runs", True)}
+
+
+async def test_mlproject_entry_point_with_its_params_and_overrides(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    (repo / "MLproject").write_text(
+        "name: p\nentry_points:\n  main:\n    parameters:\n      alpha: {type: float, "
+        "default: 0.1}\n      epochs: {type: int, default: 3}\n    command: \"python train.py "
+        "--alpha {alpha} --epochs {epochs}\"\n")
+    (repo / "train.py").write_text("print('hi')\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "project")
+    run = _run(repo, **{"mlflow.project.entryPoint": "main", "mlflow.source.name": str(repo)})
+    p = await plan.resolve(str(repo), run, "exp", SOURCES, sets={"epochs": "9"})
+    assert p.entry.kind == "mlproject"
+    assert p.entry.command == "python train.py --alpha 0.5 --epochs 9"
+    assert p.store.uri == "file:///data/mlruns" and p.env_kind == "project"
+    assert any("falling back to the repo's environment files" in n for n in p.notes)
+
+
+async def test_source_script_runs_bare_and_refuses_set(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    (repo / "src").mkdir()
+    (repo / "src" / "train.py").write_text("print('hi')\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "code")
+    run = _run(repo, **{"mlflow.source.name": "/home/alice/proj/src/train.py"})
+    run.sources = [".octostore/runs"]
+    run.source = ".octostore/runs"
+    p = await plan.resolve(str(repo), run, "exp", SOURCES, sets={})
+    assert p.entry.kind == "script" and p.entry.argv == ["python", "train.py"]
+    assert p.entry.cwd == "src" and not p.entry.params_settable
+    # Only in the committed export: the new run goes to MLflow's default in the run's folder.
+    assert p.store.uri == f"sqlite:///{repo}/src/mlflow.db"
+    with pytest.raises(JobError, match="cannot be changed from outside"):
+        await plan.resolve(str(repo), run, "exp", SOURCES, sets={"alpha": "1"})
+
+
+async def test_captured_argv_with_an_absolute_script_and_the_lock(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    (repo / "train.py").write_text("print('hi')\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "code")
+    lock = {"format": "octostore-lock/1", "python": {"version": "3.11.7"}, "packages": []}
+    text = json.dumps(lock)
+    digest = capture_files.sha256_hex(text.encode())
+    capture_files.store_once(capture_files.lock_path(str(repo), digest), text.encode())
+    run = _run(repo, **{"octostore.argv": json.dumps(["python", "/elsewhere/repo/train.py",
+                                                      "--alpha", "0.5"]),
+                        "octostore.cwd": ".", "octostore.env": digest})
+    p = await plan.resolve(str(repo), run, "exp", SOURCES, sets={"alpha": "2"},
+                           tracking_uri="sqlite:///db/mlflow.db")
+    assert p.entry.argv == ["python", "train.py", "--alpha", "2"]
+    assert p.env_kind == "captured" and p.lock is not None and p.lock[1] == digest
+    assert p.store.uri == f"sqlite:///{repo}/db/mlflow.db"
+
+
+async def test_a_dirty_run_whose_patch_is_gone_is_refused(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    run = _run(repo, **{"octostore.git.dirty": "true", "octostore.git.patch": "ab" * 32,
+                        "octostore.argv": '["python", "README.md"]'})
+    with pytest.raises(JobError, match="patch") as info:
+        await plan.resolve(str(repo), run, "exp", SOURCES, sets={})
+    assert "octostore commit" in info.value.remedy
+    bad = capture_files.patch_path(str(repo), "ab" * 32)
+    Path(bad).parent.mkdir(parents=True)
+    Path(bad).write_text("not the patch\n")
+    with pytest.raises(JobError, match="does not match its hash"):
+        await plan.resolve(str(repo), run, "exp", SOURCES, sets={})
+
+
+async def test_notebook_runs_take_set_only_with_a_parameters_cell(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    cells = [{"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": "a = 1",
+              "outputs": [], "execution_count": None}]
+    (repo / "nb.ipynb").write_text(json.dumps({"cells": cells, "metadata": {},
+                                               "nbformat": 4, "nbformat_minor": 5}))
+    (repo / "plain.ipynb").write_text(json.dumps({"cells": [], "metadata": {},
+                                                  "nbformat": 4, "nbformat_minor": 5}))
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "notebooks")
+    run = _run(repo, **{"octostore.argv": json.dumps(
+        ["jupyter", "nbconvert", "--execute", "--to", "notebook", "nb.ipynb"])})
+    p = await plan.resolve(str(repo), run, "exp", SOURCES, sets={"a": "2"})
+    assert p.entry.kind == "notebook" and p.entry.notebook == "nb.ipynb"
+    run = _run(repo, **{"mlflow.source.name": "plain.ipynb"})
+    p = await plan.resolve(str(repo), run, "exp", SOURCES, sets={})
+    assert p.entry.kind == "notebook" and not p.entry.params_settable
+    with pytest.raises(JobError, match="no cell tagged 'parameters'"):
+        await plan.resolve(str(repo), run, "exp", SOURCES, sets={"a": "2"})
+
+
+async def test_a_run_without_a_commit_cannot_be_checked_out(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    run = _run(repo)
+    del run.tags["mlflow.source.git.commit"]
+    with pytest.raises(JobError, match="records no git commit"):
+        await plan.resolve(str(repo), run, "exp", SOURCES, sets={})
