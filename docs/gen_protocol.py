@@ -67,6 +67,10 @@ is wrong and what to do; `data.remedy` repeats the advice.
 | {ARTIFACT_NOT_FOUND} | no such artifact, or the run's artifacts are not on this machine |
 | {PATH_OUTSIDE} | an artifact path leaves the run's artifact folder |
 | {NOT_SUPPORTED} | the request is valid but cannot be done here (the message says why) |
+| {COMMIT_REFUSED} | the repo cannot take a commit now (not a repo, a merge in progress, another commit) |
+| {GIT_FAILED} | a git command failed; the repo was left as it was |
+| {JOB_NOT_FOUND} | no job with that id |
+| {CANNOT_REPRODUCE} | the run cannot be reproduced as asked (the message says why) |
 
 ## Notifications
 
@@ -91,6 +95,10 @@ DESCRIPTIONS = {
     "octostore/insights": "Highlights of the active runs: counts by status and day, the best runs of each key metric (lower is better for loss/error/rmse-like names; `lower_is_better` overrides it for `metric`), the distribution of `metric`, and the params that move it most.",
     "octostore/compare": "Two or more `run_ids` side by side: params (with `differs`), metrics (with the best run), environment hashes and git commits.",
     "octostore/environment": "The root's environment files (requirements, pyproject, uv.lock, conda, MLproject...), parsed.",
+    "octostore/commit": "Commits runs to git in one commit that holds exactly them (MLflow's file-store layout under `.octostore/runs/`, with their environment locks and patches), never touching the user's other changes. `run_ids` (default: every run not committed yet), `experiment`, `message`, `dry_run` (answer the plan only), `push`.",
+    "octostore/reproduce": "Starts a reproduction job for `run_id` (with `set` overrides, `env`, `tolerance`); `octostore/job` notifications carry its phase, progress and log lines, and its result the verdict.",
+    "octostore/jobs": "Lists the daemon's jobs (running and finished) with phase, progress and result.",
+    "octostore/cancel": "Cancels a job by `job` (its id): stops its process tree and cleans its worktree.",
     "octostore/shutdown": "Stops the daemon (LSP `shutdown`/`exit` from an editor only close that editor's connection).",
 }
 
@@ -170,6 +178,9 @@ def main() -> None:
             ("octostore/insights", {"root": r, "metric": "rmse"}),
             ("octostore/compare", {"root": r, "run_ids": [ids["a"], ids["b"]]}),
             ("octostore/environment", {"root": r}),
+            ("octostore/commit", {"root": r, "dry_run": True}),
+            ("octostore/jobs", {}),
+            ("octostore/cancel", {"job": "no-such-job"}),
         ]
         with Client(sock, autostart=False) as c:
             for method, params in calls:
@@ -187,7 +198,8 @@ def main() -> None:
     text = INTRO.format(version=protocol.PROTOCOL_VERSION, **{
         k: getattr(protocol, k) for k in ("ROOT_NOT_FOUND", "BAD_FILTER", "RUN_NOT_FOUND",
                                           "EXPERIMENT_NOT_FOUND", "ARTIFACT_NOT_FOUND", "PATH_OUTSIDE",
-                                          "NOT_SUPPORTED")})
+                                          "NOT_SUPPORTED", "COMMIT_REFUSED", "GIT_FAILED",
+                                          "JOB_NOT_FOUND", "CANNOT_REPRODUCE")})
     text = text.replace(str(base), "/home/ada")
     parts = [text, "\n## Methods\n"]
     for method in protocol.METHODS:

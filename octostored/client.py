@@ -67,10 +67,17 @@ def _frame(obj: dict[str, Any]) -> bytes:
 
 def start_daemon(sock: str, timeout: float = 20.0) -> None:
     """Start ``octostored --detach`` for ``sock`` and wait until it answers."""
+    # `python -m` puts the current folder first on sys.path: started from inside a cloned repo
+    # the launcher would import that repo's argparse.py. -P drops that entry; the package's
+    # own parent goes on PYTHONPATH for a source checkout that is not installed.
+    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_parent, env.get("PYTHONPATH")) if p)
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "octostored.daemon", "--socket", sock, "--detach"],
+            [sys.executable, "-P", "-m", "octostored.daemon", "--socket", sock, "--detach"],
             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
+            cwd="/", env=env,
         )
     except subprocess.TimeoutExpired:
         raise DaemonUnavailable(f"the daemon did not start within {timeout:.0f} s") from None

@@ -15,6 +15,7 @@ import fcntl
 import logging
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -26,6 +27,35 @@ log = logging.getLogger("octostored")
 
 class AlreadyRunning(RuntimeError):
     pass
+
+
+class NotASocket(RuntimeError):
+    pass
+
+
+class QuietClientErrors(logging.Filter):
+    """Keep a client's mistakes out of the log.
+
+    pygls logs a full traceback for every request that ends in an error reply, so a
+    client repeating a bad request (or a fuzzer) would grow the log without bound.  The
+    client got the error; only internal errors (-32603, a bug of ours) stay in the log.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from pygls.exceptions import JsonRpcException
+
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, JsonRpcException):
+            return exc.code == JsonRpcException.CODE
+        if exc is None and str(record.msg).startswith(self.CLIENT_MISTAKES):
+            return False
+        return True
+
+    CLIENT_MISTAKES = (
+        "Unable to deserialize message", "Server shutting down", "Failed to handle request",
+        "Received response to unknown", "Cancel notification for unknown",
+        "Ignoring notification for unknown", "Unknown message",
+    )
 
 
 def _acquire_lock(sock: str) -> int:
@@ -45,7 +75,15 @@ async def serve(sock: str) -> None:
 
     paths.ensure_private_dir(os.path.dirname(sock))
     lock_fd = _acquire_lock(sock)
-    if os.path.exists(sock) or os.path.islink(sock):
+    try:
+        st = os.lstat(sock)
+    except FileNotFoundError:
+        pass
+    else:
+        if not (stat.S_ISSOCK(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+            os.close(lock_fd)
+            raise NotASocket(f"{sock} exists and is not a socket; it is left alone. Remove it "
+                             "or set OCTOSTORE_SOCKET to another path")
         os.unlink(sock)  # we hold the lock: whoever made this socket is dead
     daemon = Daemon(paths.cache_dir())
     old_umask = os.umask(0o177)
@@ -75,6 +113,32 @@ async def serve(sock: str) -> None:
         log.info("octostored stopped")
 
 
+def _child_env() -> dict[str, str]:
+    """The environment of a detached daemon, which runs with ``-P`` from ``/``.
+
+    ``python -m`` puts the current folder first on ``sys.path``: started from inside a
+    cloned repo, the daemon would import that repo's ``argparse.py`` or ``yaml.py`` instead
+    of the real ones, and run them.  So it is started with ``-P`` (no such entry) from
+    ``/``; only when octostored itself is reachable through the current folder alone (a
+    source checkout that is not installed) is its own parent folder passed on.
+    """
+    env = dict(os.environ)
+    parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cwd = os.getcwd()
+    reachable = {os.path.abspath(p) for p in sys.path if p and os.path.abspath(p) != cwd}
+    if parent not in reachable:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [parent, env.get("PYTHONPATH")]))
+    return env
+
+
+def _drop_current_folder_from_path() -> None:
+    """Forget the folder we were started in as a place to import from (see _child_env)."""
+    if sys.flags.safe_path or not sys.path:
+        return
+    if sys.path[0] in ("", os.getcwd()):  # what `python -m` put there (later entries stay)
+        del sys.path[0]
+
+
 def detach(sock: str, timeout: float = 15.0) -> int:
     """Start a daemon in its own session; return once it answers (exit code)."""
     from .client import Client, DaemonUnavailable
@@ -84,9 +148,9 @@ def detach(sock: str, timeout: float = 15.0) -> int:
     os.makedirs(os.path.dirname(logfile), exist_ok=True)
     with open(logfile, "ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "octostored.daemon", "--socket", sock],
+            [sys.executable, "-P", "-m", "octostored.daemon", "--socket", sock],
             stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
-            close_fds=True,
+            close_fds=True, cwd="/", env=_child_env(),
         )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -109,6 +173,7 @@ def detach(sock: str, timeout: float = 15.0) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    _drop_current_folder_from_path()  # before the lazy imports (pygls, msgpack, tomllib, yaml)
     ap = argparse.ArgumentParser(prog="octostored", description="The octostore run-index daemon.")
     ap.add_argument("--socket", help="socket path (default: $OCTOSTORE_SOCKET or the per-user path)")
     ap.add_argument("--detach", action="store_true", help="start in the background and return")
@@ -125,12 +190,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("pygls").setLevel(logging.WARNING)  # pygls logs every body at INFO
+    logging.getLogger("pygls.protocol.json_rpc").addFilter(QuietClientErrors())
     try:
         asyncio.run(serve(sock))
     except AlreadyRunning as exc:
         print(f"octostored: {exc}; stop it with `octostore daemon stop`", file=sys.stderr)
         return 1
-    except paths.UnsafeRuntimeDir as exc:
+    except (paths.UnsafeRuntimeDir, NotASocket) as exc:
         print(f"octostored: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -136,7 +136,8 @@ class RootWatcher:
             except (OSError, RuntimeError) as exc:
                 if polling:
                     log.warning("watching %s failed: %s", existing, exc)
-                    self.root.index.warnings.append(f"watching stopped: {exc}")
+                    self.root.index.notes["watch"] = (
+                        f"watching stopped ({exc}); changes show after `octostore/sync`")
                     return
                 polling = True
                 self._fall_back(existing, str(exc))
@@ -147,8 +148,7 @@ class RootWatcher:
                f"polling every {POLL_MS / 1000:g} s instead. Raise fs.inotify.max_user_watches "
                "(sysctl) to get instant updates back")
         log.warning(msg)
-        if msg not in self.root.index.warnings:
-            self.root.index.warnings.append(msg)
+        self.root.index.notes["watch"] = msg
         for info in self.root.index.sources.values():
             if any(info.path == p or info.path.startswith(p + os.sep) for p in paths):
                 info.watching = "polling"

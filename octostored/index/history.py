@@ -19,17 +19,25 @@ from ..sources.metricfile import Point
 
 MAX_POINTS = 2_000_000
 """About 150 MB of cached points at most."""
+WITNESS = 64
+"""Bytes before the read offset that must be unchanged for an append-only read."""
 
 
 class HistoryCache:
     def __init__(self, max_points: int = MAX_POINTS) -> None:
         self.max_points = max_points
-        self._entries: OrderedDict[tuple[str, str], tuple[list[Point], int, int]] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, str], tuple[list[Point], int, int, int, bytes]] = (
+            OrderedDict())
         self._points = 0
         self._lock = threading.Lock()
 
     def get(self, run: Run, key: str, store_kind: str) -> tuple[list[Point], list[str]]:
-        """The full history of ``key`` in ``run`` (timestamp, value, step), file order."""
+        """The full history of ``key`` in ``run`` (timestamp, value, step), file order.
+
+        A file that only grew is extended from where the last read stopped, after
+        checking that the bytes before that point are still the ones read (a ``git
+        checkout`` or a copy can rewrite a metric file with a longer one).
+        """
         if store_kind == "sqlite":
             from ..sources import sqlitestore
 
@@ -45,27 +53,45 @@ class HistoryCache:
             if cached is not None:
                 self._entries.move_to_end(ck)
         if cached is not None:
-            points, consumed, size = cached
-            if size == st.st_size:
+            points, consumed, size, mtime, witness = cached
+            if size == st.st_size and mtime == st.st_mtime_ns:
                 return points, []
-            if st.st_size > consumed:
+            if st.st_size > consumed and self._unchanged_before(path, consumed, witness):
                 new, consumed, warnings = filestore.read_metric_tail(run.location, key, consumed)
                 points = points + new
-                self._put(ck, points, consumed, st.st_size)
+                self._put(ck, points, consumed, st, path)
                 return points, warnings
         points, consumed, warnings = filestore.read_metric_history(run.location, key)
-        self._put(ck, points, consumed, st.st_size)
+        self._put(ck, points, consumed, st, path)
         return points, warnings
 
-    def _put(self, ck: tuple[str, str], points: list[Point], consumed: int, size: int) -> None:
+    @staticmethod
+    def _unchanged_before(path: str, offset: int, witness: bytes) -> bool:
+        try:
+            with open(path, "rb") as f:
+                f.seek(offset - len(witness))
+                return f.read(len(witness)) == witness
+        except OSError:
+            return False
+
+    def _put(self, ck: tuple[str, str], points: list[Point], consumed: int,
+             st: os.stat_result, path: str) -> None:
+        witness = b""
+        if consumed:
+            try:
+                with open(path, "rb") as f:
+                    f.seek(max(0, consumed - WITNESS))
+                    witness = f.read(min(consumed, WITNESS))
+            except OSError:
+                witness = b""
         with self._lock:
             old = self._entries.pop(ck, None)
             if old is not None:
                 self._points -= len(old[0])
-            self._entries[ck] = (points, consumed, size)
+            self._entries[ck] = (points, consumed, st.st_size, st.st_mtime_ns, witness)
             self._points += len(points)
             while self._points > self.max_points and len(self._entries) > 1:
-                _, (dropped, _, _) = self._entries.popitem(last=False)
+                dropped = self._entries.popitem(last=False)[1][0]
                 self._points -= len(dropped)
 
     def invalidate_run(self, run_id: str) -> None:

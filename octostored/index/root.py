@@ -39,6 +39,8 @@ class StoreState:
     """File stores: per-run signature and metric offsets."""
     cursor: object = None
     """SQLite stores: the reader's change cursor."""
+    warnings: list[str] = field(default_factory=list)
+    """SQLite stores: the warnings of the last read that learned something (schema, ...)."""
 
 
 class Root:
@@ -95,6 +97,10 @@ class Root:
 
         try:
             loaded = await asyncio.to_thread(self._load_snapshot)
+            for sid, st in self.stores.items():  # answer with the snapshot's sources at once
+                self.index.sources.setdefault(
+                    sid, SourceInfo(sid, st.ref.kind, st.ref.path, st.ref.committed))
+            self.index._count_sources()
             # Start watching before the scan: changes during the scan are then queued, not lost.
             self._watcher = RootWatcher(self)
             await self._watcher.start()  # type: ignore[attr-defined]
@@ -108,7 +114,7 @@ class Root:
             raise
         except Exception as exc:  # a failed first scan leaves an empty index, not a dead root
             log.exception("indexing %s failed", self.path)
-            self.index.warnings.append(f"indexing failed: {exc}; see `octostore daemon logs`")
+            self.index.notes["updater"] = f"indexing failed: {exc}; see `octostore daemon logs`"
             self.index.state = "failed"
             self.ready.set()
         while True:
@@ -120,13 +126,12 @@ class Root:
                 await self._process(items)
                 if self.index.state == "failed":
                     self.index.state = "ready"
+                    self.index.notes.pop("updater", None)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # one bad batch costs a warning, never the updater
                 log.exception("applying changes to %s failed", self.path)
-                msg = f"an update failed: {exc}; the next change retries"
-                if msg not in self.index.warnings:
-                    self.index.warnings.append(msg)
+                self.index.notes["updater"] = f"an update failed: {exc}; the next change retries"
 
     async def _process(self, items: list[tuple[str, object]]) -> None:
         waiters = [p for k, p in items if k == "verify"]
@@ -225,6 +230,7 @@ class Root:
             runs, exps, warnings = scan.runs, scan.experiments, scan.warnings
         else:
             runs, exps, warnings = self._read_sqlite(st)
+            warnings = [w if ref.id in w else f"{ref.id}: {w}" for w in warnings]
         for run in runs:
             run.sources = [ref.id]
             run.committed = ref.committed
@@ -241,13 +247,14 @@ class Root:
         known_exps = [e for e in self.index.experiments.values() if e.source == ref.id]
         cursor = st.cursor if isinstance(st.cursor, sqlitestore.SqliteCursor) else None
         if cursor is not None and known and sqlitestore.fingerprint(ref.path) == cursor.fingerprint:
-            return [replace(r) for r in known.values()], known_exps, []
+            return [replace(r) for r in known.values()], known_exps, list(st.warnings)
         scan, new_cursor = sqlitestore.read_changed(ref.path, ref.id, cursor)
         warnings = list(scan.warnings)
         if not scan.full and not scan.experiments and not scan.runs and warnings:
             # The read failed (locked, corrupt): keep what we have, retry on the next change.
             return [replace(r) for r in known.values()], known_exps, warnings
         st.cursor = new_cursor
+        st.warnings = warnings
         if scan.full:
             return scan.runs, scan.experiments, warnings
         merged = {rid: replace(r) for rid, r in known.items() if rid not in scan.removed}
@@ -385,10 +392,11 @@ class Root:
         try:
             save_snapshot(self.snapshot_path(), self.index, self.stores)
             self._dirty = False
+            self.index.notes.pop("snapshot", None)
         except OSError as exc:
-            msg = f"cannot write the index snapshot ({exc.strerror}); a restart will re-read"
-            if msg not in self.index.warnings:
-                self.index.warnings.append(msg)
+            self.index.notes["snapshot"] = (
+                f"cannot write the index snapshot in {self.cache_dir} ({exc.strerror}); "
+                "everything still works, but a restart will re-read the stores")
 
     def _load_snapshot(self) -> bool:
         return load_snapshot(self.snapshot_path(), self.index, self.stores, StoreState)

@@ -59,6 +59,20 @@ def save_snapshot(path: str, index: Any, stores: dict[str, Any]) -> None:
         raise
 
 
+def remove_leftovers(folder: str) -> None:
+    """Delete temp files of snapshot writes that a killed daemon left half-written."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        if name.startswith(".snap-"):
+            try:
+                os.unlink(os.path.join(folder, name))
+            except OSError:
+                pass
+
+
 def load_snapshot(path: str, index: Any, stores: dict[str, Any], store_state: Any) -> bool:
     """Fill ``index`` and ``stores`` from the snapshot; False when there is none usable."""
     try:

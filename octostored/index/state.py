@@ -57,6 +57,9 @@ class RootIndex:
         self.removed: dict[str, int] = {}
         self.sources: dict[str, SourceInfo] = {}
         self.warnings: list[str] = []
+        """Warnings of the last full scan (discovery, configuration)."""
+        self.notes: dict[str, str] = {}
+        """Standing warnings by topic ("snapshot", "watch", "updater"); a rescan keeps them."""
         self.state = "indexing"
         self.env_tick = 0
         self.git_tick = 0
@@ -64,6 +67,9 @@ class RootIndex:
         """Ticks before this one have lost their tombstones: such clocks get a fresh set."""
 
     # -- clocks -----------------------------------------------------------------------
+    def all_warnings(self) -> list[str]:
+        return self.warnings + list(self.notes.values())
+
     @property
     def clock(self) -> str:
         return f"c:{self.instance}:{self.tick}"

@@ -29,14 +29,16 @@ from pygls.protocol.json_rpc import JsonRPCNotification, JsonRPCRequestMessage, 
 
 from .. import __version__
 from ..index.root import Root
+from ..paths import repo_top
 from ..index.state import Changes
 from . import protocol
 from .errors import RootNotFound
 
 log = logging.getLogger(__name__)
 
-MAX_BODY = 64 * 1024 * 1024
-"""Largest request body accepted; a bigger one closes the connection."""
+MAX_BODY = 16 * 1024 * 1024
+"""Largest request body accepted; a bigger one closes the connection.  Requests are small
+(params, or one source file for LSP): this bounds what one connection can make us hold."""
 MAX_HEADER_LINES = 32
 MAX_WRITE_BUFFER = 32 * 1024 * 1024
 """A client that stops reading is dropped once this much is queued for it."""
@@ -79,9 +81,12 @@ class ConnProtocol(LanguageServerProtocol):
         header = f"Content-Length: {len(body)}\r\n\r\n".encode()
         writer = self.writer
         transport = getattr(writer, "transport", None)
+        if transport is not None and transport.is_closing():
+            return
         if transport is not None and transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
+            # close() would wait to flush what the client never reads: abort drops it now.
             log.warning("dropping a client that stopped reading")
-            writer.close()  # type: ignore[union-attr]
+            transport.abort()
             return
         writer.write(header + body)  # type: ignore[union-attr]
 
@@ -105,17 +110,22 @@ class Daemon:
         self.subscriptions: dict[LanguageServer, dict[str, dict[str, Any]]] = {}
         self.stop_event = asyncio.Event()
         self._opening: dict[str, asyncio.Task[Root]] = {}
+        from ..index.snapshot import remove_leftovers
+
+        remove_leftovers(cache_dir)  # half-written snapshots of a daemon killed mid-write
 
     # -- roots ----------------------------------------------------------------------------
     async def root(self, path: str | None) -> Root:
         """The open root for ``path`` (opened on first use)."""
         if not path:
             raise RootNotFound("no root was given", 'pass "root": the path of your repo')
+        if "\x00" in path:
+            raise RootNotFound("the root path contains a NUL byte", "pass the folder of your repo as root")
         real = os.path.realpath(os.path.expanduser(path))
         if not os.path.isdir(real):
             what = "is a file" if os.path.exists(real) else "does not exist"
             raise RootNotFound(f"{path} {what}", "pass the folder of your repo as root")
-        real = _repo_top(real)
+        real = repo_top(real)
         root = self.roots.get(real)
         if root is None:
             root = Root(real, self.instance, self.cache_dir, self._on_change)
@@ -186,18 +196,6 @@ class Daemon:
                 pass
 
 
-def _repo_top(path: str) -> str:
-    """The git work tree containing ``path``, else ``path`` itself."""
-    cur = path
-    while True:
-        if os.path.exists(os.path.join(cur, ".git")):
-            return cur
-        parent = os.path.dirname(cur)
-        if parent == cur:
-            return path
-        cur = parent
-
-
 def _peer_is_us(sock: socket.socket) -> bool:
     try:
         creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
@@ -208,11 +206,23 @@ def _peer_is_us(sock: socket.socket) -> bool:
 
 
 async def read_loop(reader: asyncio.StreamReader, proto: ConnProtocol) -> None:
-    """Read LSP-framed JSON-RPC messages until EOF or broken framing."""
+    """Read LSP-framed JSON-RPC messages until EOF or broken framing.
+
+    Broken framing (no or a bad ``Content-Length``, a header line over the reader's limit,
+    too many header lines, a body over :data:`MAX_BODY`) gets one error reply, when there is
+    a way to say it, and the connection is closed: after it the byte stream cannot be
+    trusted to find the next message.
+    """
     while True:
-        length = None
+        length: int | None = None
+        problem = ""
         for _ in range(MAX_HEADER_LINES):
-            line = await reader.readline()
+            try:
+                line = await reader.readline()
+            except (ValueError, asyncio.LimitOverrunError):  # a line over the reader's limit
+                _send_error(proto, None, -32600, "a header line is too long; frame each "
+                            "message as 'Content-Length: N\\r\\n\\r\\n' + N bytes of JSON")
+                return
             if not line:
                 return
             if line in (b"\r\n", b"\n"):
@@ -222,13 +232,21 @@ async def read_loop(reader: asyncio.StreamReader, proto: ConnProtocol) -> None:
                 try:
                     length = int(value.strip())
                 except ValueError:
-                    return  # broken framing: close the connection
+                    problem = f"Content-Length {value.strip()[:40]!r} is not a number"
+                if length is not None and length < 0:
+                    problem = f"Content-Length {length} is negative"
         else:
+            problem = f"more than {MAX_HEADER_LINES} header lines"
+        if not problem and length is None:
+            problem = "a message without a Content-Length header"
+        if problem:
+            _send_error(proto, None, -32600, f"broken framing: {problem}; frame each message as "
+                        "'Content-Length: N\\r\\n\\r\\n' + N bytes of JSON. Closing the connection")
             return
-        if length is None or length < 0 or length > MAX_BODY:
-            if length is not None and length > MAX_BODY:
-                _send_error(proto, None, -32600, f"request body of {length} bytes is over the "
-                            f"{MAX_BODY} byte limit; ask for less (use limit and offset)")
+        assert length is not None
+        if length > MAX_BODY:
+            _send_error(proto, None, -32600, f"request body of {length} bytes is over the "
+                        f"{MAX_BODY} byte limit; ask for less (use limit and offset)")
             return
         body = await reader.readexactly(length)
         handle_body(proto, body)
@@ -255,18 +273,26 @@ def handle_body(proto: ConnProtocol, body: bytes) -> None:
         return
     mid = msg.get("id")
     method = msg.get("method")
+    if "id" in msg and (not isinstance(mid, (int, str)) or isinstance(mid, bool)) and (
+            mid is not None or "method" in msg):
+        _send_error(proto, None, -32600, "'id' must be an integer or a string")
+        return
     if "method" in msg and not isinstance(method, str):
         _send_error(proto, mid, -32600, "'method' must be a string")
         return
     if msg.get("jsonrpc") != "2.0":
         _send_error(proto, mid, -32600, "the request must have \"jsonrpc\": \"2.0\"")
         return
+    if getattr(proto, "_shutdown", False) and isinstance(method, str) and method != "exit":
+        # pygls drops every message after an LSP shutdown without a word: the client would
+        # wait forever.  Only this connection is shutting down; say so.
+        if "id" in msg:
+            _send_error(proto, mid, -32600, f"cannot handle {method}: this connection received "
+                        "'shutdown'; send 'exit' and open a new connection")
+        return
     try:
         if isinstance(method, str) and method.startswith("octostore/"):
             if "id" in msg:
-                if not isinstance(mid, (int, str)) or isinstance(mid, bool):
-                    _send_error(proto, None, -32600, "'id' must be a number or a string")
-                    return
                 message: Any = JsonRPCRequestMessage(id=mid, method=method, jsonrpc="2.0",
                                                      params=msg.get("params"))
             else:

@@ -25,13 +25,21 @@ import os
 from dataclasses import dataclass, field, replace
 
 from ..model import ACTIVE, DELETED, RUN_STATUSES, Experiment, Run
-from .metayaml import read_meta_file
-from .metricfile import Point, parse_points, scan_latest
+from .metayaml import describe_oserror, read_meta_file, read_regular
+from .metricfile import INT64_MAX, INT64_MIN, Point, parse_points, scan_latest
 
 TRASH = ".trash"
 RESERVED_EXPERIMENT_FOLDERS = {"tags", "datasets", "traces", "models"}
 """Folders inside an experiment that are not runs (MLflow's list, plus ``models``)."""
 RUN_SUBFOLDERS = ("metrics", "params", "tags")
+MAX_VALUE_BYTES = 4 << 20
+"""Largest param or tag value read (MLflow caps values at 8,000 characters or so)."""
+METRIC_CHUNK = 8 << 20
+"""Metric files are scanned in chunks of this size, so a huge one costs no more memory."""
+MAX_METRIC_LINE = 1 << 20
+"""A metric line is under a hundred bytes; a "line" over this is skipped, not held."""
+MAX_DEPTH = 16
+"""Deepest key nesting followed under ``params/``, ``metrics/``, ``tags/``."""
 
 
 @dataclass(slots=True)
@@ -40,6 +48,12 @@ class MetricState:
     mtime_ns: int
     consumed: int
     latest: tuple[float, int, int] | None
+    warnings: list[str] = field(default_factory=list)
+    """Bad lines met so far (kept so an incremental read does not forget them)."""
+    lines: int = 0
+    """Complete lines consumed (numbers the lines of an incremental read); 0 if unknown."""
+    check: bytes = b""
+    """The last bytes consumed; an append-only read first checks they are still there."""
 
 
 @dataclass(slots=True)
@@ -48,6 +62,8 @@ class RunState:
 
     signature: tuple[tuple[str, int, int], ...] = ()
     metrics: dict[str, MetricState] = field(default_factory=dict)
+    error: str = ""
+    """Why the folder could not be read as a run (only set when it could not)."""
 
 
 @dataclass(slots=True)
@@ -108,18 +124,25 @@ def scan_store(
                     continue
             run, state = read_run(run_dir, exp, source_id, prev)
             if run is None:
-                scan.warnings.extend(state_warnings(run_dir, store))
+                scan.warnings.extend(state_warnings(run_dir, store, state.error))
                 continue
             scan.runs.append(run)
             scan.states[run.run_id] = state
     return scan
 
 
-def state_warnings(run_dir: str, store: str) -> list[str]:
-    rel = os.path.relpath(run_dir, store)
-    if any(os.path.isdir(os.path.join(run_dir, s)) for s in RUN_SUBFOLDERS):
-        return [f"{rel}: run folder without a readable meta.yaml; run skipped"]
-    return []
+def state_warnings(run_dir: str, store: str, error: str = "missing") -> list[str]:
+    """The warning for a run folder that could not be read: it names the file and the problem.
+
+    A folder without ``meta.yaml`` and without run subfolders is not a run (MLflow skips
+    it too) and costs no warning.
+    """
+    rel = os.path.relpath(run_dir, store).replace(os.sep, "/")
+    if error == "missing" and not any(
+        os.path.isdir(os.path.join(run_dir, s)) for s in RUN_SUBFOLDERS
+    ):
+        return []
+    return [f"{rel}/meta.yaml: {error or 'unreadable'}; run skipped"]
 
 
 def experiment_dirs(store: str) -> list[tuple[str, str]]:
@@ -170,14 +193,16 @@ def read_experiment(exp_dir: str, dir_label: str, source_id: str) -> Experiment 
             warnings=[f"{dir_label}/meta.yaml: {err}; experiment name unknown"],
         )
     warnings: list[str] = []
-    exp_id = meta.get("experiment_id")
+    label = f"{dir_label}/meta.yaml"
+    exp_id = _text(meta, "experiment_id", warnings, label)
     if exp_id is None:
         exp_id = name_on_disk
-        warnings.append(f"{dir_label}/meta.yaml: no experiment_id; used the folder name")
-    exp_id = str(exp_id)
+        warnings.append(f"{label}: no experiment_id; used the folder name")
     in_trash = dir_label.startswith(TRASH)
     stage = meta.get("lifecycle_stage")
     if stage not in (ACTIVE, DELETED):
+        if stage is not None:
+            warnings.append(f"{label}: lifecycle_stage {_show(stage)} is not active or deleted")
         stage = DELETED if in_trash else ACTIVE
         warnings.append(
             f"{dir_label}/meta.yaml: no lifecycle_stage (MLflow 0.x layout); assumed {stage}"
@@ -187,14 +212,14 @@ def read_experiment(exp_dir: str, dir_label: str, source_id: str) -> Experiment 
             f"{dir_label}: experiment is in .trash but its meta.yaml says active "
             "(deleted by MLflow 1.x); MLflow's active view leaves it out"
         )
-    name = meta.get("name")
+    name = _text(meta, "name", warnings, label)
     return Experiment(
         experiment_id=exp_id,
-        name=str(name) if name is not None else exp_id,
+        name=name if name is not None else exp_id,
         lifecycle_stage=stage,
-        artifact_location=str(meta.get("artifact_location") or ""),
-        creation_time=_int_or_none(meta.get("creation_time")),
-        last_update_time=_int_or_none(meta.get("last_update_time")),
+        artifact_location=_text(meta, "artifact_location", warnings, label) or "",
+        creation_time=_time(meta, "creation_time", warnings, label),
+        last_update_time=_time(meta, "last_update_time", warnings, label),
         tags=_read_kv_folder(os.path.join(exp_dir, "tags"), warnings, f"{dir_label}/tags"),
         source=source_id,
         dir=dir_label,
@@ -206,12 +231,48 @@ def _int_or_none(value: object) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
+        out = value
+    elif isinstance(value, float) and value.is_integer():
+        out = int(value)
+    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        out = int(value)
+    else:
+        return None
+    return out if INT64_MIN <= out <= INT64_MAX else None
+
+
+def _show(value: object) -> str:
+    """A short description of a hostile value (never ``str()`` of a container: YAML aliases
+    can make a nine-line file a billion elements long)."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        text = repr(value)
+        return text if len(text) <= 40 else text[:37] + "..."
+    return f"a {type(value).__name__}"
+
+
+def _text(meta: dict[str, object], key: str, warnings: list[str], label: str) -> str | None:
+    """A meta.yaml field that must be a string (numbers are accepted and spelled out)."""
+    value = meta.get(key)
+    if value is None or isinstance(value, str):
         return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    warnings.append(f"{label}: {key} is {_show(value)}, not text; ignored")
     return None
+
+
+def _time(meta: dict[str, object], key: str, warnings: list[str], label: str) -> int | None:
+    """A meta.yaml epoch-milliseconds field; anything else is left empty with a warning."""
+    value = meta.get(key)
+    if value is None:
+        return None
+    out = _int_or_none(value)
+    if out is None:
+        if isinstance(value, int) and not isinstance(value, bool):
+            warnings.append(f"{label}: {key} {_show(value)} is out of range (64-bit); ignored")
+        else:
+            warnings.append(f"{label}: {key} is {_show(value)}, not a time; ignored")
+    return out
 
 
 def _status_name(raw: object, warnings: list[str]) -> str:
@@ -221,7 +282,7 @@ def _status_name(raw: object, warnings: list[str]) -> str:
         return RUN_STATUSES[raw]
     if isinstance(raw, str) and raw.upper() in RUN_STATUSES.values():
         return raw.upper()
-    warnings.append(f"meta.yaml: unknown status {raw!r}; shown as RUNNING")
+    warnings.append(f"meta.yaml: unknown status {_show(raw)}; shown as RUNNING")
     return "RUNNING"
 
 
@@ -232,46 +293,48 @@ def read_run(
     meta, err = read_meta_file(os.path.join(run_dir, "meta.yaml"))
     state = RunState()
     if meta is None:
+        state.error = err
         return None, state
     folder = os.path.basename(run_dir)
-    run_id = meta.get("run_id") or meta.get("run_uuid")
-    if not run_id:
-        return None, state
     warnings: list[str] = []
-    run_id = str(run_id)
+    label = "meta.yaml"
+    run_id = _text(meta, "run_id", warnings, label) or _text(meta, "run_uuid", warnings, label)
+    if not run_id:
+        state.error = "no run_id" + (f" ({warnings[-1].partition(': ')[2]})" if warnings else "")
+        return None, state
     if run_id != folder:
         warnings.append(f"meta.yaml says run_id {run_id} but the folder is {folder}")
-    meta_exp = meta.get("experiment_id")
-    if meta_exp is not None and str(meta_exp) != exp.experiment_id:
+    meta_exp = _text(meta, "experiment_id", warnings, label)
+    if meta_exp is not None and meta_exp != exp.experiment_id:
         warnings.append(
-            f"meta.yaml says experiment {meta_exp} but the run sits in experiment "
+            f"meta.yaml says experiment {_show(meta_exp)} but the run sits in experiment "
             f"{exp.experiment_id}; listed under the folder's experiment"
         )
     stage = meta.get("lifecycle_stage") or ACTIVE
     if stage not in (ACTIVE, DELETED):
-        warnings.append(f"meta.yaml: unknown lifecycle_stage {stage!r}; treated as active")
+        warnings.append(f"meta.yaml: unknown lifecycle_stage {_show(stage)}; treated as active")
         stage = ACTIVE
     params = _read_kv_folder(os.path.join(run_dir, "params"), warnings, "params")
     tags = _read_kv_folder(os.path.join(run_dir, "tags"), warnings, "tags")
     metrics, state.metrics = _read_metrics(os.path.join(run_dir, "metrics"), previous, warnings)
-    run_name = meta.get("run_name")
+    run_name = _text(meta, "run_name", warnings, label)
     if not run_name:
         run_name = tags.get("mlflow.runName")  # MLflow's fallback; None when neither is set
     run = Run(
         run_id=run_id,
         experiment_id=exp.experiment_id,
-        run_name=str(run_name) if run_name is not None else None,
+        run_name=run_name,
         status=_status_name(meta.get("status"), warnings),
         lifecycle_stage=stage,
-        start_time=_int_or_none(meta.get("start_time")),
-        end_time=_int_or_none(meta.get("end_time")),
-        user_id=str(meta.get("user_id") or ""),
-        artifact_uri=str(meta.get("artifact_uri") or ""),
+        start_time=_time(meta, "start_time", warnings, label),
+        end_time=_time(meta, "end_time", warnings, label),
+        user_id=_text(meta, "user_id", warnings, label) or "",
+        artifact_uri=_text(meta, "artifact_uri", warnings, label) or "",
         params=params,
         metrics=metrics,
         tags=tags,
         inputs=_read_inputs(run_dir, warnings),
-        deleted_time=_int_or_none(meta.get("deleted_time")),
+        deleted_time=_time(meta, "deleted_time", warnings, label),
         source=source_id,
         location=run_dir,
         warnings=warnings,
@@ -303,7 +366,9 @@ def _stat_into(path: str, rel: str, out: list[tuple[str, int, int]]) -> None:
 
 
 def _walk_stats(folder: str, rel: str, out: list[tuple[str, int, int]], depth: int = 0) -> None:
-    if depth > 16:
+    # Symlinked folders are not followed (as MLflow's os.walk does not): a loop would
+    # otherwise multiply the walk by two at every level.
+    if depth > MAX_DEPTH:
         return
     try:
         entries = list(os.scandir(folder))
@@ -311,44 +376,69 @@ def _walk_stats(folder: str, rel: str, out: list[tuple[str, int, int]], depth: i
         return
     for e in entries:
         try:
-            if e.is_dir():
+            if e.is_dir(follow_symlinks=False):
                 _walk_stats(e.path, f"{rel}/{e.name}", out, depth + 1)
             else:
-                st = e.stat()
+                st = e.stat(follow_symlinks=False)
                 out.append((f"{rel}/{e.name}", st.st_size, st.st_mtime_ns))
         except OSError:
             continue
 
 
-def _files_under(folder: str, depth: int = 0, prefix: str = "") -> list[tuple[str, str]]:
-    """(key, path) of every file below ``folder``; keys with ``/`` are subfolders."""
-    if depth > 16:  # symlink loops and absurd nesting end here
+def _files_under(
+    folder: str, warnings: list[str] | None = None, label: str = "", depth: int = 0,
+    prefix: str = "",
+) -> list[tuple[str, str]]:
+    """(key, path) of every file below ``folder``; keys with ``/`` are subfolders.
+
+    Like MLflow (``os.walk``), symlinks to folders are not followed: a symlink loop would
+    otherwise turn into thousands of bogus keys.  A missing folder is normal (git drops
+    empty ones); any other problem listing it is a warning.
+    """
+    if depth > MAX_DEPTH:
+        if warnings is not None:
+            warnings.append(f"{label}/{prefix.rstrip('/')}: nested over {MAX_DEPTH} levels; "
+                            "deeper keys left out")
         return []
     try:
-        entries = list(os.scandir(folder))
-    except OSError:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        if warnings is not None:
+            where = f"{label}/{prefix.rstrip('/')}" if prefix else label
+            warnings.append(f"{where}: cannot list ({exc.strerror or exc})")
         return []
     out = []
     for e in entries:
         try:
-            if e.is_dir():
-                out.extend(_files_under(e.path, depth + 1, f"{prefix}{e.name}/"))
+            if e.is_dir(follow_symlinks=False):
+                out.extend(_files_under(e.path, warnings, label, depth + 1, f"{prefix}{e.name}/"))
+            elif e.is_symlink() and e.is_dir():
+                if warnings is not None:
+                    warnings.append(f"{label}/{prefix}{e.name}: symlink to a folder; not followed")
             else:
                 out.append((prefix + e.name, e.path))
         except OSError:
-            continue
+            out.append((prefix + e.name, e.path))  # reading it will say what is wrong
     return out
 
 
 def _read_kv_folder(folder: str, warnings: list[str], label: str) -> dict[str, str]:
     out: dict[str, str] = {}
-    for key, path in _files_under(folder):
+    for key, path in _files_under(folder, warnings, label):
         try:
-            with open(path, "rb") as f:
-                raw = f.read()
-        except OSError as exc:
-            warnings.append(f"{label}/{key}: cannot read ({exc.strerror})")
+            raw = read_regular(path, MAX_VALUE_BYTES)
+        except FileNotFoundError:
+            what = "dangling symlink" if os.path.islink(path) else "vanished while read"
+            warnings.append(f"{label}/{key}: {what}; left out")
             continue
+        except OSError as exc:
+            warnings.append(f"{label}/{key}: {describe_oserror(exc)}")
+            continue
+        if len(raw) > MAX_VALUE_BYTES:
+            raw = raw[:MAX_VALUE_BYTES]
+            warnings.append(f"{label}/{key}: longer than {MAX_VALUE_BYTES} bytes; cut there")
         try:
             out[key] = raw.decode("utf-8")
         except UnicodeDecodeError:
@@ -363,11 +453,11 @@ def _read_metrics(
     metrics: dict[str, tuple[float, int, int]] = {}
     states: dict[str, MetricState] = {}
     prev = previous.metrics if previous is not None else {}
-    for key, path in _files_under(folder):
+    for key, path in _files_under(folder, warnings, "metrics"):
         try:
             st = os.stat(path)
         except OSError as exc:
-            warnings.append(f"metrics/{key}: cannot read ({exc.strerror})")
+            warnings.append(f"metrics/{key}: {describe_oserror(exc)}")
             continue
         old = prev.get(key)
         if old is not None and old.size == st.st_size and old.mtime_ns == st.st_mtime_ns:
@@ -377,6 +467,7 @@ def _read_metrics(
             if state is None:
                 continue
         states[key] = state
+        warnings.extend(state.warnings)
         if state.latest is not None:
             metrics[key] = state.latest
         else:
@@ -384,25 +475,123 @@ def _read_metrics(
     return metrics, states
 
 
+CHECK_BYTES = 64
+"""Bytes before a metric file's read offset that must still be there for an append-only
+read: a file rewritten in place (a ``git checkout`` of another branch, a copy over it) does
+not pass, and is read again from the start."""
+
+
 def _read_metric_file(
     path: str, key: str, st: os.stat_result, old: MetricState | None, warnings: list[str]
 ) -> MetricState | None:
     start = 0
-    if old is not None and st.st_size >= old.consumed and old.consumed > 0:
-        start = old.consumed  # appended: read only the new bytes
+    if (old is not None and old.consumed > 0 and st.st_size >= old.consumed
+            and old.check and len(old.check) <= old.consumed):
+        start = old.consumed  # maybe appended: read only the new bytes, if the old ones stayed
     try:
-        with open(path, "rb") as f:
-            if start:
-                f.seek(start)
-            data = f.read()
+        fd = _open_regular(path)
     except OSError as exc:
-        warnings.append(f"metrics/{key}: cannot read ({exc.strerror})")
+        warnings.append(f"metrics/{key}: {describe_oserror(exc)}")
         return None
-    latest, consumed, bad = scan_latest(data)
-    warnings.extend(f"metrics/{key} {w}" for w in bad)
+    try:
+        if start:
+            os.lseek(fd, start - len(old.check), os.SEEK_SET)  # type: ignore[union-attr]
+            if os.read(fd, len(old.check)) != old.check:  # type: ignore[union-attr]
+                start = 0
+                os.lseek(fd, 0, os.SEEK_SET)
+        latest, consumed, bad, lines, check = _scan_chunks(
+            fd, st.st_size - start, key, old.lines + 1 if start and old and old.lines else 1)
+    except OSError as exc:
+        warnings.append(f"metrics/{key}: {describe_oserror(exc)}")
+        return None
+    finally:
+        os.close(fd)
+    bad_lines = list(old.warnings) if start and old is not None else []
+    bad_lines.extend(bad)
     if start and old is not None and old.latest is not None:
         latest = old.latest if latest is None else _later(old.latest, latest)
-    return MetricState(st.st_size, st.st_mtime_ns, start + consumed, latest)
+    if start and old is not None:
+        if consumed == 0:
+            check = old.check
+        lines = old.lines + lines if old.lines else 0
+    return MetricState(st.st_size, st.st_mtime_ns, start + consumed, latest, bad_lines, lines,
+                       check)
+
+
+def _open_regular(path: str) -> int:
+    """A descriptor on the regular file ``path`` (see :func:`metayaml.read_regular`)."""
+    import stat as stat_mod
+
+    from .metayaml import NotRegular
+
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat_mod.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegular(0, "not a regular file")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _scan_chunks(
+    fd: int, expected: int, key: str, first_line: int
+) -> tuple[tuple[float, int, int] | None, int, list[str], int, bytes]:
+    """Scan a metric file from its current position in bounded chunks (``expected``: the
+    bytes ``fstat`` says are left).
+
+    Returns (latest, bytes consumed, warnings, complete lines consumed, the last
+    ``CHECK_BYTES`` consumed bytes).  A "line" longer than :data:`MAX_METRIC_LINE` is
+    skipped with a warning, so no file costs more than a chunk and a line of memory.
+    """
+    latest: tuple[float, int, int] | None = None
+    consumed = lines = 0
+    warnings: list[str] = []
+    carry = b""
+    check = b""
+    skipping = False
+    while True:
+        want = min(METRIC_CHUNK, max(expected + 1, 1 << 16))  # sized to the file, not the cap
+        chunk = os.read(fd, want)
+        expected -= len(chunk)
+        last = len(chunk) < want  # a short read is the end (as one read() was)
+        data = carry + chunk
+        carry = b""
+        if skipping:
+            nl = data.find(b"\n")
+            if nl < 0:
+                consumed += len(data) if not last else 0
+                if last:
+                    return latest, consumed, warnings, lines, check
+                continue
+            skipping = False
+            consumed += nl + 1
+            lines += 1
+            data = data[nl + 1:]
+        if last:
+            used_data, carry = data, b""
+        else:
+            end = data.rfind(b"\n") + 1
+            if end == 0:
+                if len(data) > MAX_METRIC_LINE:
+                    warnings.append(f"metrics/{key} line {first_line + lines}: longer than "
+                                    f"{MAX_METRIC_LINE} bytes; line skipped")
+                    skipping = True
+                    consumed += len(data)
+                else:
+                    carry = data
+                continue
+            used_data, carry = data[:end], data[end:]
+        lt, used, bad = scan_latest(used_data, first_line + lines)
+        if lt is not None:
+            latest = lt if latest is None else _later(latest, lt)
+        warnings.extend(f"metrics/{key} {w}" for w in bad)
+        if used:
+            lines += used_data.count(b"\n", 0, used)
+            consumed += used
+            check = (check + used_data[max(0, used - CHECK_BYTES):used])[-CHECK_BYTES:]
+        if last:
+            return latest, consumed, warnings, lines, check
 
 
 def _later(a: tuple[float, int, int], b: tuple[float, int, int]) -> tuple[float, int, int]:
@@ -412,28 +601,41 @@ def _later(a: tuple[float, int, int], b: tuple[float, int, int]) -> tuple[float,
 
 def _read_inputs(run_dir: str, warnings: list[str]) -> list[dict[str, object]]:
     inputs_dir = os.path.join(run_dir, "inputs")
-    if not os.path.isdir(inputs_dir):
+    try:
+        names = sorted(os.listdir(inputs_dir))
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        if os.path.isdir(inputs_dir):
+            warnings.append(f"inputs: cannot list ({exc.strerror or exc})")
         return []
     datasets_dir = os.path.join(os.path.dirname(run_dir), "datasets")
     out: list[dict[str, object]] = []
-    for name in sorted(os.listdir(inputs_dir)):
+    for name in names:
         link, err = read_meta_file(os.path.join(inputs_dir, name, "meta.yaml"))
         if link is None:
             warnings.append(f"inputs/{name}/meta.yaml: {err}")
             continue
         if link.get("source_type") != "DATASET":
             continue
-        ds, err = read_meta_file(os.path.join(datasets_dir, str(link.get("source_id")), "meta.yaml"))
-        if ds is None:
-            warnings.append(f"inputs/{name}: dataset {link.get('source_id')} not found ({err})")
+        source_id = link.get("source_id")
+        if not isinstance(source_id, (str, int)) or isinstance(source_id, bool):
+            warnings.append(f"inputs/{name}/meta.yaml: source_id is {_show(source_id)}")
             continue
+        ds, err = read_meta_file(os.path.join(datasets_dir, str(source_id), "meta.yaml"))
+        if ds is None:
+            warnings.append(f"inputs/{name}: dataset {_show(source_id)} not found ({err})")
+            continue
+        label = f"datasets/{source_id}/meta.yaml"
         tags = link.get("tags") or {}
         out.append(
             {
-                "name": str(ds.get("name", "")),
-                "digest": str(ds.get("digest", "")),
-                "source_type": str(ds.get("source_type", "")),
-                "tags": {str(k): str(v) for k, v in tags.items()} if isinstance(tags, dict) else {},
+                "name": _text(ds, "name", warnings, label) or "",
+                "digest": _text(ds, "digest", warnings, label) or "",
+                "source_type": _text(ds, "source_type", warnings, label) or "",
+                "tags": {str(k): v for k, v in tags.items()
+                         if isinstance(k, (str, int)) and isinstance(v, str)}
+                if isinstance(tags, dict) else {},
             }
         )
     return out
@@ -445,24 +647,23 @@ def read_metric_history(run_dir: str, key: str) -> tuple[list[Point], int, list[
     if not _inside(os.path.join(run_dir, "metrics"), path):
         return [], 0, [f"metric key {key!r} leaves the run folder"]
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        data = read_regular(path)
     except FileNotFoundError:
         return [], 0, []
     except OSError as exc:
-        return [], 0, [f"metrics/{key}: cannot read ({exc.strerror})"]
+        return [], 0, [f"metrics/{key}: {describe_oserror(exc)}"]
     return parse_points(data)
 
 
 def read_metric_tail(run_dir: str, key: str, offset: int) -> tuple[list[Point], int, list[str]]:
     """Points appended after byte ``offset``; (points, new offset, warnings)."""
     path = os.path.join(run_dir, "metrics", key)
+    if not _inside(os.path.join(run_dir, "metrics"), path):
+        return [], offset, [f"metric key {key!r} leaves the run folder"]
     try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            data = f.read()
+        data = read_regular(path, offset=offset)
     except OSError as exc:
-        return [], offset, [f"metrics/{key}: cannot read ({exc.strerror})"]
+        return [], offset, [f"metrics/{key}: {describe_oserror(exc)}"]
     points, consumed, warnings = parse_points(data)
     return points, offset + consumed, warnings
 

@@ -16,8 +16,14 @@ final newline; it is not consumed, so it is read again next time.
 
 from __future__ import annotations
 
+from itertools import repeat
+
 Point = tuple[int, float, int]
 """(timestamp ms, value, step), the order MLflow's history returns."""
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+"""Timestamps and steps are 64-bit in MLflow's schema and in JSON clients; a line whose
+integers do not fit is damage (and would make the reply unencodable), not data."""
 
 
 def _parse_line(line: bytes) -> Point:
@@ -28,7 +34,33 @@ def _parse_line(line: bytes) -> Point:
     ts = int(parts[0])
     value = float(parts[1])
     step = int(parts[2]) if n >= 3 else 0
+    if not (INT64_MIN <= ts <= INT64_MAX and INT64_MIN <= step <= INT64_MAX):
+        raise ValueError("timestamp or step out of range (64-bit)")
     return ts, value, step
+
+
+def _in_range(*columns: list[int]) -> bool:
+    return all(not col or (min(col) >= INT64_MIN and max(col) <= INT64_MAX) for col in columns)
+
+
+_OTHER_SPACE = (b"\t", b"\r", b"\x0b", b"\x0c")
+
+
+def _tokens(body: bytes) -> list[bytes] | None:
+    """The tokens of ``body`` (complete lines) when every line is exactly three fields.
+
+    Matching token and line counts is not enough: "1 2" then "3 4 5 6" also makes six
+    tokens on two lines, and reading them by column would invent the points (1, 2, 3)
+    and (4, 5, 6).  Every line holding exactly two spaces, with no other whitespace,
+    settles it; each check runs in C.
+    """
+    nlines = body.count(b"\n")
+    toks = body.split()
+    if len(toks) != 3 * nlines or any(w in body for w in _OTHER_SPACE):
+        return None
+    if set(map(bytes.count, body[:-1].split(b"\n"), repeat(b" "))) != {2}:
+        return None
+    return toks
 
 
 def _parse_slow(body: bytes, first_line_no: int, warnings: list[str]) -> list[Point]:
@@ -51,13 +83,13 @@ def parse_points(data: bytes, first_line_no: int = 1) -> tuple[list[Point], int,
     body = data[:end]
     points: list[Point] = []
     if body:
-        toks = body.split()
-        nlines = body.count(b"\n")
-        if len(toks) == 3 * nlines:
+        toks = _tokens(body)
+        if toks is not None:
             try:
-                points = list(
-                    zip(map(int, toks[0::3]), map(float, toks[1::3]), map(int, toks[2::3]))
-                )
+                ts, steps = list(map(int, toks[0::3])), list(map(int, toks[2::3]))
+                if not _in_range(ts, steps):
+                    raise ValueError("out of range")
+                points = list(zip(ts, map(float, toks[1::3]), steps))
             except ValueError:
                 points = _parse_slow(body, first_line_no, warnings)
         else:
@@ -86,7 +118,9 @@ def latest_of(points: list[Point]) -> tuple[float, int, int] | None:
     return value, ts, step
 
 
-def scan_latest(data: bytes) -> tuple[tuple[float, int, int] | None, int, list[str]]:
+def scan_latest(
+    data: bytes, first_line_no: int = 1
+) -> tuple[tuple[float, int, int] | None, int, list[str]]:
     """The latest point of a metric file without building its history.
 
     Returns ((value, timestamp, step) or None, bytes consumed, warnings).  This
@@ -95,14 +129,14 @@ def scan_latest(data: bytes) -> tuple[tuple[float, int, int] | None, int, list[s
     end = data.rfind(b"\n") + 1
     body = data[:end]
     if body and not data[end:].strip():
-        toks = body.split()
-        if len(toks) == 3 * body.count(b"\n"):
+        toks = _tokens(body)
+        if toks is not None:
             try:
-                step, ts, value = max(
-                    zip(map(int, toks[2::3]), map(int, toks[0::3]), map(float, toks[1::3]))
-                )
-                return (value, ts, step), end, []
+                steps, ts = list(map(int, toks[2::3])), list(map(int, toks[0::3]))
+                if _in_range(steps, ts):
+                    step, t, value = max(zip(steps, ts, map(float, toks[1::3])))
+                    return (value, t, step), end, []
             except ValueError:
                 pass
-    points, consumed, warnings = parse_points(data)
+    points, consumed, warnings = parse_points(data, first_line_no)
     return latest_of(points), consumed, warnings

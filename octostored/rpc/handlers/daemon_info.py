@@ -36,7 +36,7 @@ def root_summary(root: Root) -> dict[str, Any]:
              "runs": s.runs, "warnings": s.warnings + s.watch_warnings, "watching": s.watching}
             for s in idx.sources.values()
         ],
-        "warnings": idx.warnings,
+        "warnings": idx.all_warnings(),
     }
 
 

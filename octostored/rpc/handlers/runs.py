@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from ..server import Daemon
 
 MAX_LIMIT = 10_000
+MAX_SERIES = 200
+"""Most series one metric_history request may ask for (runs x keys): more than a screen shows."""
 VIEWS = ("active", "deleted", "all")
 
 
@@ -93,9 +95,22 @@ def search_runs(root: Root, p: Params) -> dict[str, Any]:
     }
 
 
+def _valid_metric_key(key: str) -> bool:
+    # A metric key names a file under metrics/: nothing that could leave that folder.
+    parts = key.split("/")
+    return bool(key) and "\x00" not in key and len(key) <= 1000 and "" not in parts and not (
+        {".", ".."} & set(parts))
+
+
 def _history(root: Root, run: Run, key: str, x: str, max_points: int) -> dict[str, Any]:
+    if not _valid_metric_key(key):
+        return {"run_id": run.run_id, "key": key, "x": [], "y": [], "points": 0,
+                "warnings": [f"{key[:60]!r} is not a metric key"]}
     kind = root.index.sources.get(run.source)
-    points, warnings = root.history.get(run, key, kind.kind if kind else "file")
+    try:
+        points, warnings = root.history.get(run, key, kind.kind if kind else "file")
+    except Exception as exc:  # a store that cannot be read costs this series a warning
+        points, warnings = [], [f"cannot read the history of {key}: {exc}"]
     if x == "step":
         xy = [(p[2], p[1]) for p in points]
     elif x == "time":
@@ -187,7 +202,12 @@ def register(ls: LanguageServer, daemon: Daemon) -> None:
                                 'pass e.g. {"run_ids": ["<id>"], "keys": ["rmse"]}')
         x = p.choice("x", ("step", "time", "relative"), "step")
         max_points = p.int("max_points", 1000, lo=2, hi=100_000) or 1000
-        found = [find_run(root, rid) for rid in run_ids]
+        if len(run_ids) * len(keys) > MAX_SERIES:
+            raise InvalidParams(
+                f"octostore/metric_history: {len(run_ids) * len(keys)} series asked for, "
+                f"at most {MAX_SERIES} in one request", "ask for fewer runs or keys at a time")
+        found = [find_run(root, rid) for rid in dict.fromkeys(run_ids)]
+        keys = list(dict.fromkeys(keys))
 
         def read() -> list[dict[str, Any]]:
             return [_history(root, r, k, x, max_points) for r in found for k in keys]
