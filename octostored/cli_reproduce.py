@@ -37,10 +37,6 @@ TERMINAL = ("done", "failed", "cancelled")
 
 
 def _usage(msg: str) -> Exception:
-    main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
-    if spec is not None and spec.name == "octostored.cli":  # `python -m octostored.cli`
-        return main.UsageError(msg)  # type: ignore[union-attr]
     from .cli import UsageError  # cli imports this module: resolve at call time
 
     return UsageError(msg)
