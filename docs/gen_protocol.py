@@ -179,6 +179,7 @@ def main() -> None:
             ("octostore/compare", {"root": r, "run_ids": [ids["a"], ids["b"]]}),
             ("octostore/environment", {"root": r}),
             ("octostore/commit", {"root": r, "dry_run": True}),
+            ("octostore/reproduce", {"root": r, "run_id": "0123456789abcdef", "set": ["max_depth=12"]}),
             ("octostore/jobs", {}),
             ("octostore/cancel", {"job": "no-such-job"}),
         ]

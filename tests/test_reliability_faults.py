@@ -510,3 +510,33 @@ def test_a_file_at_the_socket_path_is_left_alone(tmp: Path) -> None:
                          env=d.env(), capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "not a socket" in out.stderr
     assert Path(d.socket).read_text() == "someone's notes\n"
+
+
+def test_a_runs_warnings_survive_a_restart(tmp: Path) -> None:
+    """A bad metric line is reported once the run is read; after a restart from the snapshot,
+    when another file of that run changes, the warning about the unchanged metric file must
+    still be there (the run is re-read, that metric file is not)."""
+    root = tmp / "repo"
+    store = root / "mlruns"
+    bs.write_experiment(store, "0", "Default")
+    exp = bs.write_experiment(store, "1", "w")
+    rd, run = bs.write_run(exp, "1", name="noisy", params={"a": "1"})
+    (rd / "metrics" / "loss").write_text(f"{bs.T0} 0.5 0\nnot a line\n{bs.T0} 0.25 1\n")
+    d = DaemonProc(tmp / "d")
+    (tmp / "d").mkdir()
+    d.start()
+    try:
+        with d.client() as c:
+            indexed(c, root)
+            before = c.call("octostore/run", root=str(root), run_id=run.run_id)["warnings"]
+            assert any("metrics/loss line 2" in w for w in before), before
+        d.stop()
+        (rd / "params" / "b").write_text("2")  # the run changed; its metric file did not
+        d.start()
+        with d.client() as c:
+            indexed(c, root)
+            got = c.call("octostore/run", root=str(root), run_id=run.run_id)
+        assert got["params"] == {"a": "1", "b": "2"}
+        assert got["warnings"] == before
+    finally:
+        d.stop()

@@ -460,7 +460,10 @@ def _read_metrics(
             warnings.append(f"metrics/{key}: {describe_oserror(exc)}")
             continue
         old = prev.get(key)
-        if old is not None and old.size == st.st_size and old.mtime_ns == st.st_mtime_ns:
+        # A state without its witness bytes came from a snapshot, which keeps neither them
+        # nor the file's bad-line warnings: such a file is read once more, not trusted.
+        if (old is not None and old.size == st.st_size and old.mtime_ns == st.st_mtime_ns
+                and (old.check or not old.consumed)):
             state = old
         else:
             state = _read_metric_file(path, key, st, old, warnings)
