@@ -107,6 +107,8 @@ class InsightsScreen(LinkedScreen):
         self.query_one("#summary", Static).update("connecting to the daemon…")
         table = self.query_one("#best", DataTable)
         table.add_columns("Metric", "Better", *[f"#{i + 1}" for i in range(TOP_N)])
+        # Keep the metric's name and direction in view when a narrow terminal scrolls the runs.
+        table.fixed_columns = 2
         self.load()
 
     # -- data -----------------------------------------------------------------------------
