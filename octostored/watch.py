@@ -89,7 +89,18 @@ class RootWatcher:
         self._paths = wanted
         recursive, flat = wanted
         if recursive:
-            self._tasks.append(asyncio.create_task(self._watch(recursive, True)))
+            # Decided before returning, so the root never answers "inotify" for a store that
+            # is about to be polled.
+            existing = [p for p in recursive if os.path.exists(p)]
+            polling = False
+            if existing:
+                needed = await asyncio.to_thread(count_dirs, existing)
+                limit = inotify_budget()
+                if limit is not None and needed > limit:
+                    polling = True
+                    self._fall_back(existing, f"the tree needs {needed} watches and the system "
+                                    f"allows octostore about {limit}")
+            self._tasks.append(asyncio.create_task(self._watch(recursive, True, polling)))
         if flat:
             self._tasks.append(asyncio.create_task(self._watch(flat, False)))
 
@@ -104,18 +115,10 @@ class RootWatcher:
                 pass
         self._tasks = []
 
-    async def _watch(self, paths: tuple[str, ...], recursive: bool) -> None:
+    async def _watch(self, paths: tuple[str, ...], recursive: bool, polling: bool = False) -> None:
         existing = [p for p in paths if os.path.exists(p)]
         if not existing:
             return
-        polling = False
-        if recursive:
-            needed = await asyncio.to_thread(count_dirs, existing)
-            limit = inotify_budget()
-            if limit is not None and needed > limit:
-                polling = True
-                self._fall_back(existing, f"the tree needs {needed} watches and the system allows "
-                                f"octostore about {limit}")
         while not self._stop.is_set():
             try:
                 async for changes in watchfiles.awatch(
