@@ -82,8 +82,8 @@ def isolate_git(monkeypatch: pytest.MonkeyPatch, base: Path, lfs: bool) -> None:
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(cfg))
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     if lfs:
-        if shutil.which("git-lfs") is None:
-            pytest.skip("git-lfs is not installed (apt-get install git-lfs)")
+        assert shutil.which("git-lfs") is not None, (
+            "git-lfs is missing: scripts/test installs it (apt-get install git-lfs)")
         subprocess.run(["git", "lfs", "install", "--skip-repo"], check=True, capture_output=True)
     else:
         hide_git_lfs(monkeypatch, base)
