@@ -160,20 +160,9 @@ def _offer_gitignore(res: dict[str, Any]) -> None:
 
 
 def add_to_gitignore(root: str, patterns: list[str]) -> list[str]:
-    from .capture.files import atomic_write
+    from .gitops.contents import append_to_gitignore
 
-    path = os.path.join(root, ".gitignore")
-    try:
-        with open(path, "rb") as f:
-            current = f.read()
-    except FileNotFoundError:
-        current = b""
-    have = set(current.decode("utf-8", "replace").splitlines())
-    add = [p for p in patterns if p not in have]
-    if add:
-        sep = b"" if not current or current.endswith(b"\n") else b"\n"
-        atomic_write(path, current + sep + ("\n".join(add) + "\n").encode())
-    return add
+    return append_to_gitignore(root, patterns)
 
 
 # -- init ------------------------------------------------------------------------------------

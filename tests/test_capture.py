@@ -259,8 +259,8 @@ def test_octostore_run_locks_the_commands_own_interpreter(tmp_path: Path,
     from octostored import cli_commit
 
     base = getattr(sys, "_base_executable", sys.executable)
-    if os.path.abspath(base) == os.path.abspath(sys.executable):
-        pytest.skip("no second interpreter here (not running in a virtualenv)")
+    assert os.path.abspath(base) != os.path.abspath(sys.executable), (
+        "the tests run in the project's .venv (scripts/test); here there is no second interpreter")
     repo = make_repo(tmp_path / "repo")
     monkeypatch.chdir(repo)
     env = cli_commit.capture_env([base, "-c", "pass"], base)

@@ -207,19 +207,26 @@ def gitignore(top: str, req: CommitRequest, result: dict[str, Any]) -> None:
         patterns += [f"/{rel}", f"/{rel}-*"]
     result["gitignore"]["suggest"] = patterns
     if req.gitignore_db and not req.dry_run:
-        from ..capture.files import atomic_write
-
-        path = os.path.join(top, ".gitignore")
-        try:
-            with open(path, "rb") as f:
-                current = f.read()
-        except FileNotFoundError:
-            current = b""
-        have = set(current.decode("utf-8", "replace").splitlines())
-        add = [p for p in patterns if p not in have]
-        if add:
-            sep = b"" if not current or current.endswith(b"\n") else b"\n"
-            block = "# MLflow's local database: runs are committed by `octostore commit`\n"
-            atomic_write(path, current + sep + (block + "\n".join(add) + "\n").encode())
+        add = append_to_gitignore(
+            top, patterns, "# MLflow's local database: runs are committed by `octostore commit`")
         result["gitignore"]["added"] = add
         result["gitignore"]["suggest"] = []
+
+
+def append_to_gitignore(root: str, patterns: list[str], comment: str | None = None) -> list[str]:
+    """Append the patterns ``.gitignore`` lacks (atomically); return those added."""
+    from ..capture.files import atomic_write
+
+    path = os.path.join(root, ".gitignore")
+    try:
+        with open(path, "rb") as f:
+            current = f.read()
+    except FileNotFoundError:
+        current = b""
+    have = set(current.decode("utf-8", "replace").splitlines())
+    add = [p for p in patterns if p not in have]
+    if add:
+        sep = b"" if not current or current.endswith(b"\n") else b"\n"
+        block = (comment + "\n" if comment else "") + "\n".join(add) + "\n"
+        atomic_write(path, current + sep + block.encode())
+    return add

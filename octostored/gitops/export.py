@@ -57,7 +57,8 @@ import posixpath
 import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlparse
+
+from ..sources.artifacts import local_artifact_dir as source_artifact_dir
 
 if TYPE_CHECKING:
     from ..model import Experiment, Run
@@ -205,22 +206,6 @@ def run_meta(run: Run, exp_id: str, folder: str) -> bytes:
         "deleted_time": run.deleted_time,
     }
     return yaml_dump(meta)
-
-
-def source_artifact_dir(run: Run) -> str | None:
-    """The run's local artifact folder: its ``artifact_uri``, else ``artifacts/`` beside it."""
-    uri = run.artifact_uri
-    candidates = []
-    if uri.startswith("file:"):
-        candidates.append(unquote(urlparse(uri).path))
-    elif uri.startswith("/"):
-        candidates.append(uri)
-    if run.location and os.path.isdir(run.location):
-        candidates.append(os.path.join(run.location, "artifacts"))
-    for c in candidates:
-        if os.path.isdir(c):
-            return os.path.realpath(c)
-    return None
 
 
 def sha256_file(path: str) -> str:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import os
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlparse
 
 from ..errors import ArtifactNotFound, PathOutside
+from ...sources.artifacts import local_artifact_dir as artifact_dir
 from ..params import Params
 from .runs import find_run
 
@@ -26,21 +26,6 @@ if TYPE_CHECKING:
 MAX_READ = 1024 * 1024
 """Most bytes one ``octostore/artifact`` call returns; page with ``offset``."""
 MAX_ENTRIES = 5000
-
-
-def artifact_dir(run: Run) -> str | None:
-    uri = run.artifact_uri
-    candidates = []
-    if uri.startswith("file:"):
-        candidates.append(unquote(urlparse(uri).path))
-    elif uri.startswith("/"):
-        candidates.append(uri)
-    if run.location and os.path.isdir(run.location):
-        candidates.append(os.path.join(run.location, "artifacts"))
-    for c in candidates:
-        if os.path.isdir(c):
-            return os.path.realpath(c)
-    return None
 
 
 def _resolve(base: str, rel: str) -> str:
