@@ -1,0 +1,1 @@
+"""Console logs: the stdout and stderr of training commands, kept beside their runs."""
