@@ -10,53 +10,63 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import Any, Callable
 
 from ._common import plain, read_text
 from .projects import load_toml
 
 
 def parse_uv_lock(root: str, relpath: str, result: dict[str, Any]) -> None:
-    result["lock_version"] = None
-    data = load_toml(root, relpath, result)
+    data = _load_lock(root, relpath, result)
     if data is None:
         return
     result["lock_version"] = plain(data.get("version"))
     requires_python = data.get("requires-python")
     if isinstance(requires_python, str):
         result["python"] = requires_python
-    packages = data.get("package", [])
-    if not isinstance(packages, list):
-        result["warnings"].append("[[package]] entries are malformed")
-        return
-    for entry in packages:
-        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
-            result["warnings"].append("skipped a [[package]] entry without a name")
-            continue
-        version = entry.get("version")
-        package: dict[str, Any] = {"name": entry["name"],
-                                   "spec": f"=={version}" if isinstance(version, str) else ""}
-        source = entry.get("source")
-        if isinstance(source, dict):
-            kind, where = next(iter(source.items()), (None, None))
-            if kind in ("editable", "virtual"):
-                # The project itself (or a workspace member): its code is in git.
-                package["editable"] = True
-                package["url"] = plain(where)
-            elif kind in ("git", "url", "path", "directory"):
-                package["url"] = plain(where)
-        result["packages"].append(package)
+    _toml_packages(data, result, _uv_source)
+
+
+def _uv_source(entry: dict[str, Any], package: dict[str, Any]) -> None:
+    source = entry.get("source")
+    if isinstance(source, dict):
+        kind, where = next(iter(source.items()), (None, None))
+        if kind in ("editable", "virtual"):
+            # The project itself (or a workspace member): its code is in git.
+            package["editable"] = True
+            package["url"] = plain(where)
+        elif kind in ("git", "url", "path", "directory"):
+            package["url"] = plain(where)
 
 
 def parse_poetry_lock(root: str, relpath: str, result: dict[str, Any]) -> None:
-    result["lock_version"] = None
-    data = load_toml(root, relpath, result)
+    data = _load_lock(root, relpath, result)
     if data is None:
         return
     metadata = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
     result["lock_version"] = plain(metadata.get("lock-version"))
     if isinstance(metadata.get("python-versions"), str):
         result["python"] = metadata["python-versions"]
+    _toml_packages(data, result, _poetry_source)
+
+
+def _poetry_source(entry: dict[str, Any], package: dict[str, Any]) -> None:
+    source = entry.get("source")
+    if isinstance(source, dict) and source.get("type") in ("git", "url", "file", "directory"):
+        package["url"] = plain(source.get("url"))
+        if source.get("type") == "directory" and entry.get("develop"):
+            package["editable"] = True
+
+
+def _load_lock(root: str, relpath: str, result: dict[str, Any]) -> dict[str, Any] | None:
+    result["lock_version"] = None
+    return load_toml(root, relpath, result)
+
+
+def _toml_packages(data: dict[str, Any], result: dict[str, Any],
+                   source: Callable[[dict[str, Any], dict[str, Any]], None]) -> None:
+    """The ``[[package]]`` entries of a TOML lock, each pinned ``==version``; ``source``
+    adds where a package came from, in that lock's own terms."""
     packages = data.get("package", [])
     if not isinstance(packages, list):
         result["warnings"].append("[[package]] entries are malformed")
@@ -68,11 +78,7 @@ def parse_poetry_lock(root: str, relpath: str, result: dict[str, Any]) -> None:
         version = entry.get("version")
         package: dict[str, Any] = {"name": entry["name"],
                                    "spec": f"=={version}" if isinstance(version, str) else ""}
-        source = entry.get("source")
-        if isinstance(source, dict) and source.get("type") in ("git", "url", "file", "directory"):
-            package["url"] = plain(source.get("url"))
-            if source.get("type") == "directory" and entry.get("develop"):
-                package["editable"] = True
+        source(entry, package)
         result["packages"].append(package)
 
 
