@@ -9,7 +9,10 @@
   lacks the octostore plugin: it locks the environment of the interpreter the
   command will use, computes the git state, and hands the tags to MLflow in
   ``MLFLOW_RUN_CONTEXT`` (applied by every fluent ``mlflow.start_run``), then
-  becomes the command (``exec``: signals and the exit code are the command's).
+  runs the command with its console teed into ``.octostore/logs/`` at the root
+  (:mod:`octostored.console.runner`: the terminal sees what it would have, signals
+  reach the command, the exit code is the command's); every run it starts is
+  tagged ``octostore.console_log``.
   ``octostore run RUN_ID`` (one run in full) is a different command; ``run``
   followed by ``--`` is this one.
 
@@ -198,6 +201,10 @@ def is_run_command(argv: list[str]) -> bool:
 
 
 def main_run(argv: list[str]) -> int:
+    """Run the command with the capture tags, its console teed into a log at the root."""
+    from .console import logformat, runner
+    from .paths import repo_top
+
     cmd = argv[2:]
     if not cmd:
         print("octostore: nothing to run; use `octostore run -- python train.py ...`",
@@ -207,10 +214,12 @@ def main_run(argv: list[str]) -> int:
     if exe is None:
         print(f"octostore: command not found: {cmd[0]}", file=sys.stderr)
         return 2
+    root = repo_top(os.getcwd())
+    writer = runner.open_log(root, cmd)
     env = dict(os.environ)
-    env.update(capture_env(cmd, exe))
-    os.execve(exe, cmd, env)
-    return 0  # not reached
+    env.update(capture_env(cmd, exe, console_log=logformat.rel_path(root, writer.path)
+                           if writer is not None else None))
+    return runner.run(cmd, exe, env, writer)
 
 
 def target_python(cmd: list[str], exe: str) -> str:
@@ -224,8 +233,9 @@ def target_python(cmd: list[str], exe: str) -> str:
     return shutil.which("python3") or shutil.which("python") or sys.executable
 
 
-def capture_env(cmd: list[str], exe: str) -> dict[str, str]:
-    """Environment variables that make MLflow tag the command's runs with the capture tags."""
+def capture_env(cmd: list[str], exe: str, console_log: str | None = None) -> dict[str, str]:
+    """Environment variables that make MLflow tag the command's runs with the capture tags
+    (and ``octostore.console_log`` = ``console_log``, the root-relative log path, if given)."""
     from .capture import collect, envlock, gitstate
 
     cwd = os.getcwd()
@@ -268,4 +278,8 @@ def capture_env(cmd: list[str], exe: str) -> dict[str, str]:
         except ValueError:
             pass
     context.update(tags)
+    if console_log:
+        from .console.logformat import TAG
+
+        context[TAG] = console_log
     return {"MLFLOW_RUN_CONTEXT": json.dumps(context), collect.ARGV_ENV: json.dumps(argv)}

@@ -35,6 +35,13 @@ Tags (all strings, as MLflow wants them):
     JSON list of the untracked source files the patch leaves out.
 ``octostore.capture_error``
     set instead of failing the run when anything above went wrong.
+``octostore.console_log``
+    the root-relative path of the run's console log
+    (``.octostore/logs/<id>.log``), when the process runs under
+    ``octostore run`` or the project set ``capture_console = true``
+    (:mod:`~octostored.capture.consolelog`, :mod:`octostored.console`).
+``octostore.console_capture``
+    why the in-process console capture turned itself off (instead of the above).
 
 This package imports only the standard library (a run context provider loads
 at ``import mlflow`` in the user's training process, whatever environment that

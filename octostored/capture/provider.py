@@ -6,10 +6,14 @@ MLflow instantiates this class when ``mlflow`` is imported and calls
 MLflow's ``RunContextProvider`` rather than subclassing it: the module imports
 nothing but the standard library, and loads nothing until a run starts.
 
+It also tags the run with its console log, or starts the in-process console
+tee when the project asked for it (:mod:`~octostored.capture.consolelog`).
+
 It must never make a run fail: MLflow only catches ``ImportError`` and
 ``AttributeError`` while loading plugins and logs other errors from
 ``tags()`` as warnings, so every error is caught here and recorded as the tag
-``octostore.capture_error``.  ``OCTOSTORE_CAPTURE=0`` turns it off.
+``octostore.capture_error`` (``octostore.console_capture`` for the console
+part).  ``OCTOSTORE_CAPTURE=0`` turns it all off.
 """
 
 from __future__ import annotations
@@ -29,6 +33,13 @@ class OctostoreRunContext:
         try:
             from .collect import collect
 
-            return collect()
+            tags = collect()
         except Exception as exc:  # noqa: BLE001 - never fail the user's run
-            return {"octostore.capture_error": f"{type(exc).__name__}: {exc}"[:1000]}
+            tags = {"octostore.capture_error": f"{type(exc).__name__}: {exc}"[:1000]}
+        try:
+            from .consolelog import console_tags
+
+            tags.update(console_tags())
+        except Exception as exc:  # noqa: BLE001
+            tags["octostore.console_capture"] = f"off: {type(exc).__name__}: {exc}"[:1000]
+        return tags

@@ -11,7 +11,10 @@ opted in with ``capture_console = true``, or a reproduction) writes:
   the run's start and end times.  The first line is the header
   ``{"v": 1, "o": 0, "t": <unix ms>, "argv": [...], "pid": <pid>}``; then
   ``{"o": <offset>, "t": <unix ms>}`` at most every ``MARK_INTERVAL_MS`` while output
-  flows; the last line, written when the command ends, is
+  flows, and after a pause of at least ``GAP_MS`` a pair of marks at the same
+  offset: when the output paused and when it resumed (every time in between is
+  exact for that offset, so a run that starts or ends in a pause is cut exactly);
+  the last line, written when the command ends, is
   ``{"o": <size>, "t": <unix ms>, "exit": <code or null>}``.  A log without that last
   line is still being written, or its writer died (then the log holds everything up
   to the death).
@@ -19,14 +22,16 @@ opted in with ``capture_console = true``, or a reproduction) writes:
 Every run started by that command carries the tag ``TAG`` whose value is the log's
 path relative to the root (``.octostore/logs/<log_id>.log``), so a clone of the repo
 resolves it the same way.
+
+Standard library only: the writers run in the user's training process and its
+environment (the capture plugin, :mod:`octostored.console.inprocess`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
-
-import orjson
 
 LOGS_DIR = os.path.join(".octostore", "logs")
 """The logs' folder, relative to the root."""
@@ -42,6 +47,8 @@ ENV_LOG = "OCTOSTORE_CONSOLE_LOG"
 capture plugin in the child tags its runs with it (and does not tee a second time)."""
 
 MARK_INTERVAL_MS = 250
+GAP_MS = 100
+"""A pause in the output at least this long is marked at both ends."""
 LOG_SUFFIX = ".log"
 INDEX_SUFFIX = ".idx"
 
@@ -80,8 +87,8 @@ def read_index(idx_file: str) -> list[dict]:
     out: list[dict] = []
     for line in raw.splitlines():
         try:
-            entry = orjson.loads(line)
-        except orjson.JSONDecodeError:
+            entry = json.loads(line)
+        except ValueError:  # also UnicodeDecodeError
             continue
         if isinstance(entry, dict) and isinstance(entry.get("o"), int) and isinstance(entry.get("t"), int):
             out.append(entry)
@@ -89,4 +96,12 @@ def read_index(idx_file: str) -> list[dict]:
 
 
 def index_line(offset: int, t_ms: int, **extra: object) -> bytes:
-    return orjson.dumps({"o": offset, "t": t_ms, **extra}) + b"\n"
+    return json.dumps({"o": offset, "t": t_ms, **extra}, separators=(",", ":"),
+                      ensure_ascii=False).encode("utf-8") + b"\n"
+
+
+def root_of(log_file: str) -> str | None:
+    """The root a log lives under (``<root>/.octostore/logs/<id>.log``), or None."""
+    folder = os.path.dirname(os.path.abspath(log_file))
+    suffix = os.sep + LOGS_DIR
+    return folder[: -len(suffix)] or os.sep if folder.endswith(suffix) else None

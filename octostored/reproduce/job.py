@@ -16,6 +16,11 @@ is tagged ``octostore.job`` through ``MLFLOW_RUN_CONTEXT``; afterwards the
 MLflow helper (in the reproduced environment) finds it, attaches the console
 log and the ``octostore.reproduces`` tags, and, when the script died before
 it made a run, makes one so that the failure is on record too.
+
+The entry point runs under the console tee (:mod:`octostored.console.runner`), so
+its console is also kept in ``.octostore/logs/`` of the repo, as ``octostore run``
+keeps the original's, and the new run is tagged ``octostore.console_log`` with it
+(the artifact ``octostore/console.log`` stays as well).
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..capture import envlock as capture_envlock
 from ..capture import files as capture_files
+from ..console import helper_argv
+from ..console import logformat as console_format
 from ..jobs import JobContext, JobError
 from . import compare, envbuild, envspec, proc, projectenv, worktree
 from .interpreters import find_uv
@@ -173,9 +180,12 @@ async def reproduce(ctx: JobContext, root: Root, req: Request, cache_dir: str) -
         log_path = os.path.join(logs, "console.log")
         sink.open(log_path)
         cmd, cwd = _command(plan, wt, built.python, logs, req.sets)
+        console = _console_log(plan.repo, job.id, result)
+        if console is not None:
+            cmd = helper_argv("runner", ["--log", console, "--", *cmd])
         t0 = time.monotonic()
         res = await proc.run(cmd, cwd=cwd, env=_run_env(plan, built, spec, wt, req.experiment,
-                                                        job.id),
+                                                        job.id, result.get("console_log")),
                              ctx=ctx, on_line=sink, tail=TAIL)
         sink.close()
         result["run_seconds"] = round(time.monotonic() - t0, 3)
@@ -190,7 +200,8 @@ async def reproduce(ctx: JobContext, root: Root, req: Request, cache_dir: str) -
         finish_msg = {"op": "finish", "job": job.id, "experiment_id": exp_id,
                       "artifacts": artifacts, "run_name": _run_name(run),
                       "status": "FINISHED" if res.code == 0 else "FAILED",
-                      **_new_run_tags(plan, req, job.id, built, spec)}
+                      **_new_run_tags(plan, req, job.id, built, spec,
+                                      result.get("console_log"))}
         fin = await helper.call(finish_msg)
         new_id = fin["run_id"]
         result.update(new_run_id=new_id, new_experiment_id=exp_id,
@@ -349,8 +360,24 @@ def _run_name(run: Run) -> str:
     return f"{run.run_name or run.run_id[:8]}-repro"
 
 
+def _console_log(repo: str, job_id: str, result: dict[str, Any]) -> str | None:
+    """Where the entry point's console goes in the repo (``result["console_log"]`` gets the
+    tag value), or None when ``.octostore/logs/`` cannot be made there (a note says so)."""
+    path = console_format.log_path(repo, f"{console_format.new_log_id()}-{job_id}")
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    except OSError as exc:
+        result["notes"].append(f"the console is not kept in {console_format.LOGS_DIR} "
+                               f"({exc.strerror or exc}); it is in the artifact "
+                               f"{LOG_ARTIFACT_DIR}/console.log")
+        return None
+    result["console_log"] = console_format.rel_path(repo, path)
+    return path
+
+
 def _new_run_tags(plan: Plan, req: Request, job_id: str, built: envbuild.BuiltEnv,
-                  spec: envspec.EnvSpec) -> dict[str, dict[str, str]]:
+                  spec: envspec.EnvSpec, console_log: str | None = None,
+                  ) -> dict[str, dict[str, str]]:
     """``tags`` for the new run, and ``created_tags`` for a run the helper has to make."""
     orig = plan.original_tags
     tags = {
@@ -367,6 +394,8 @@ def _new_run_tags(plan: Plan, req: Request, job_id: str, built: envbuild.BuiltEn
         tags["octostore.argv"] = json.dumps(plan.entry.argv)[:5000]
     if req.sets:
         tags["octostore.overrides"] = json.dumps(req.sets)[:5000]
+    if console_log:
+        tags[console_format.TAG] = console_log
     if built.lock:
         digest, text = envbuild.lock_digest(built.lock)
         tags["octostore.env"] = digest
@@ -422,7 +451,7 @@ def _command(plan: Plan, wt: str, python: str, logs: str,
 
 
 def _run_env(plan: Plan, built: envbuild.BuiltEnv, spec: envspec.EnvSpec, wt: str,
-             experiment: str, job_id: str) -> dict[str, str]:
+             experiment: str, job_id: str, console_log: str | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in DROP_ENV}
     bindir = os.path.dirname(built.python)
     env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
@@ -436,7 +465,10 @@ def _run_env(plan: Plan, built: envbuild.BuiltEnv, spec: envspec.EnvSpec, wt: st
     # draws from the global `random`: a run made for it would change what a script seeded
     # with random.seed() draws next).  The job's tag lets the helper find that run.
     env["MLFLOW_EXPERIMENT_NAME"] = experiment
-    env["MLFLOW_RUN_CONTEXT"] = json.dumps({"octostore.job": job_id})
+    context = {"octostore.job": job_id}
+    if console_log:
+        context[console_format.TAG] = console_log
+    env["MLFLOW_RUN_CONTEXT"] = json.dumps(context)
     env["OCTOSTORE_CAPTURE"] = "0"
     env["PYTHONUNBUFFERED"] = "1"
     return env
@@ -456,7 +488,9 @@ async def _mark_failed(helper: Helper, result: dict[str, Any], why: str, job_id:
             fin = await helper.call({
                 "op": "finish", "job": job_id, "experiment_id": exp["experiment_id"],
                 "artifacts": artifacts, "status": status, "run_name": _run_name(run),
-                "tags": {"octostore.reproduces": run.run_id, "octostore.job": job_id},
+                "tags": {"octostore.reproduces": run.run_id, "octostore.job": job_id,
+                         **({console_format.TAG: result["console_log"]}
+                            if result.get("console_log") else {})},
                 "created_tags": {"mlflow.source.git.commit": result.get("commit") or "",
                                  "mlflow.user": _user()}}, timeout=120)
             new_id = fin["run_id"]
