@@ -67,6 +67,7 @@ is wrong and what to do; `data.remedy` repeats the advice.
 | {ARTIFACT_NOT_FOUND} | no such artifact, or the run's artifacts are not on this machine |
 | {PATH_OUTSIDE} | an artifact path leaves the run's artifact folder |
 | {NOT_SUPPORTED} | the request is valid but cannot be done here (the message says why) |
+| {LOG_NOT_FOUND} | the run has no console log (or it is not on this machine, or no log has that name) |
 | {COMMIT_REFUSED} | the repo cannot take a commit now (not a repo, a merge in progress, another commit) |
 | {GIT_FAILED} | a git command failed; the repo was left as it was |
 | {JOB_NOT_FOUND} | no job with that id |
@@ -88,10 +89,11 @@ DESCRIPTIONS = {
     "octostore/unsubscribe": "Stops this connection's notifications for a root.",
     "octostore/experiments": "Experiments with run counts and last activity. `view`: active (default), deleted, all. `key` is unique in the root (`<id>@<store>` when two stores reuse an id).",
     "octostore/runs": "Search runs with MLflow's semantics: `filter` (MLflow search syntax), `order_by` (list), `experiment_ids` (keys, ids or names), `view` (active|deleted|all), `columns` (e.g. `[\"params.alpha\", \"metrics.rmse\"]` to trim params/metrics/tags), `offset`, `limit` (default 1000, max 10000), `since_clock`. Metrics are the latest values.",
-    "octostore/run": "One run in full: metrics with step and timestamp, params, tags, datasets, sources, committed flag, git and environment tags, and reproductions both ways.",
+    "octostore/run": "One run in full: metrics with step and timestamp, params, tags, datasets, sources, committed flag, git and environment tags, reproductions both ways, and `logs`: the run's console logs (`name`, `kind` console|artifact, root-relative `path`, `size` of the run's part in bytes, `live` while the writer still writes, `part` run|whole).",
     "octostore/metric_history": "Series for `run_ids` x `keys`; `x`: step (default), time (epoch ms) or relative (seconds since the run started); downsampled to `max_points` keeping each bucket's extremes and the last point. `points` is the full count.",
     "octostore/artifacts": "A run's artifact files (path relative to the run's artifact folder, size). `path` lists a subfolder.",
     "octostore/artifact": "Reads one text artifact: `path`, `offset`, `max_bytes` (default 256 KiB, max 1 MiB). Follow a growing log by passing `next_offset` back. Never leaves the artifact folder.",
+    "octostore/log": "Reads a run's console log: `name` (default: the first of the run's `logs`), `offset` and `max_bytes` (default 256 KiB, max 1 MiB) in bytes of the run's part, or `tail` (the last N bytes; overrides offset). `data` never splits a UTF-8 character (`offset` may move forward to the next one; `next_offset` counts the bytes consumed); ANSI colours and carriage returns are kept as written. While `live` is true, poll from `next_offset` every 0.5-1 s. With `grep` (a Python regex) and `max_lines` (default 1000) the reply is instead the matching lines `[line number in the part, text]` and `truncated`. A bad regex is -32602; no log is 1008; a log tag that leaves the repo is 1006.",
     "octostore/insights": "Highlights of the active runs: counts by status and day, the best runs of each key metric (lower is better for loss/error/rmse-like names; `lower_is_better` overrides it for `metric`), the distribution of `metric`, and the params that move it most.",
     "octostore/compare": "Two or more `run_ids` side by side: params (with `differs`), metrics (with the best run), environment hashes and git commits.",
     "octostore/environment": "The root's environment files (requirements, pyproject, uv.lock, conda, MLproject...), parsed.",
@@ -103,6 +105,10 @@ DESCRIPTIONS = {
 }
 
 
+ALWAYS_SHOWN = ("logs",)
+"""Keys an example keeps even past the first twelve."""
+
+
 def _cut(value: Any, depth: int = 0) -> Any:
     if isinstance(value, list):
         items = [_cut(v, depth + 1) for v in value[:3]]
@@ -111,9 +117,10 @@ def _cut(value: Any, depth: int = 0) -> Any:
         return items
     if isinstance(value, dict):
         items = list(value.items())
-        out = {k: _cut(v, depth + 1) for k, v in items[:12]}
-        if len(items) > 12:
-            out["..."] = f"{len(items) - 12} more keys"
+        shown = items[:12] + [(k, v) for k, v in items[12:] if k in ALWAYS_SHOWN]
+        out = {k: _cut(v, depth + 1) for k, v in shown}
+        if len(items) > len(shown):
+            out["..."] = f"{len(items) - len(shown)} more keys"
         return out
     if isinstance(value, str) and len(value) > 200:
         return value[:197] + "..."
@@ -136,7 +143,27 @@ def _store(repo: Path) -> dict[str, str]:
         mlf.log_text(rid, "epoch 1 loss 0.9\nepoch 2 loss 0.7\n", "train.log")
         mlf.set_terminated(rid)
         ids.append(rid)
+    _console_log(repo, mlf, ids[0])
     return {"exp": exp, "a": ids[0], "b": ids[1], "c": ids[2]}
+
+
+def _console_log(repo: Path, mlf: Any, rid: str) -> None:
+    """A console log for run ``rid`` as `octostore run -- python train.py` writes it."""
+    from octostored.console.logformat import TAG, index_line
+
+    run = mlf.get_run(rid).info
+    logs = repo / ".octostore" / "logs"
+    logs.mkdir(parents=True)
+    lines = [b"loading wine-quality.csv (1599 rows)\n",
+             b"training \x1b[1mrf-100\x1b[0m\n",
+             b"  25%|##5       | 25/100\r  100%|##########| 100/100\n",
+             b"rmse 0.78  r2 0.30\n"]
+    data = b"".join(lines)
+    (logs / "20261126T130102Z-4242.log").write_bytes(data)
+    (logs / "20261126T130102Z-4242.idx").write_bytes(
+        index_line(0, run.start_time, v=1, argv=["python", "train.py"], pid=4242)
+        + index_line(len(data), run.end_time + 1000, exit=0))
+    mlf.set_tag(rid, TAG, ".octostore/logs/20261126T130102Z-4242.log")
 
 
 def main() -> None:
@@ -175,6 +202,10 @@ def main() -> None:
             ("octostore/artifacts", {"root": r, "run_id": ids["a"]}),
             ("octostore/artifact", {"root": r, "run_id": ids["a"], "path": "train.log", "offset": 0}),
             ("octostore/artifact", {"root": r, "run_id": ids["a"], "path": "../../../etc/passwd"}),
+            ("octostore/log", {"root": r, "run_id": ids["a"][:8], "offset": 0,
+                               "max_bytes": 65536}),
+            ("octostore/log", {"root": r, "run_id": ids["a"][:8], "grep": r"rmse \d", "max_lines": 100}),
+            ("octostore/log", {"root": r, "run_id": ids["b"][:8]}),
             ("octostore/insights", {"root": r, "metric": "rmse"}),
             ("octostore/compare", {"root": r, "run_ids": [ids["a"], ids["b"]]}),
             ("octostore/environment", {"root": r}),
@@ -199,7 +230,7 @@ def main() -> None:
     text = INTRO.format(version=protocol.PROTOCOL_VERSION, **{
         k: getattr(protocol, k) for k in ("ROOT_NOT_FOUND", "BAD_FILTER", "RUN_NOT_FOUND",
                                           "EXPERIMENT_NOT_FOUND", "ARTIFACT_NOT_FOUND", "PATH_OUTSIDE",
-                                          "NOT_SUPPORTED", "COMMIT_REFUSED", "GIT_FAILED",
+                                          "NOT_SUPPORTED", "LOG_NOT_FOUND", "COMMIT_REFUSED", "GIT_FAILED",
                                           "JOB_NOT_FOUND", "CANNOT_REPRODUCE")})
     text = text.replace(str(base), "/home/ada")
     parts = [text, "\n## Methods\n"]

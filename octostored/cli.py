@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from . import cli_commit, cli_reproduce
+from . import cli_commit, cli_logs, cli_reproduce
 from .client import Client, DaemonUnavailable, OctostoreClientError, RequestError, default_root
 from .paths import log_path, socket_path
 
@@ -163,9 +163,19 @@ def cmd_run(c: Client, args: argparse.Namespace) -> int:
         for k in sorted(r["metrics"]):
             m = r["metrics"][k]
             print(f"    {k} = {_fmt_num(m['value'])}  (step {m['step']})")
+    for log in r.get("logs", []):
+        what = "live, " if log["live"] else ""
+        part = "" if log["part"] == "run" else ", whole log: shared with overlapping runs"
+        print(f"  log         {log['name']}: {log['path']} ({what}{_fmt_bytes(log['size'])}{part})")
+    if r.get("logs"):
+        print(f"              show it with `octostore logs {r['run_id'][:8]}`")
     for w in r["warnings"]:
         print(f"  warning: {w}")
     return 0
+
+
+def _fmt_bytes(n: int) -> str:
+    return f"{n} B" if n < 1000 else f"{n / 1e3:.0f} kB" if n < 1e6 else f"{n / 1e6:.1f} MB"
 
 
 def cmd_metrics(c: Client, args: argparse.Namespace) -> int:
@@ -293,13 +303,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("daemon", "manage the daemon", root=False)
     p.add_argument("action", choices=["status", "start", "stop", "restart", "logs"])
     p.add_argument("--lines", type=int, default=50)
-    cli_commit.add_parsers(sub)
-    cli_reproduce.add_parsers(sub)
+    for module in SUBCOMMANDS:
+        module.add_parsers(sub)
     return ap
 
 
 COMMANDS = {"status": cmd_status, "experiments": cmd_experiments, "runs": cmd_runs, "run": cmd_run,
             "metrics": cmd_metrics, "artifacts": cmd_artifacts, "watch": cmd_watch}
+
+SUBCOMMANDS: tuple[Any, ...] = (cli_commit, cli_reproduce, cli_logs)
+"""Modules adding commands: each has ``add_parsers(sub)`` and ``COMMANDS`` (name -> function
+of a client and the args), and may have ``LOCAL`` (commands that need no daemon)."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -311,15 +325,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "daemon":
             return cmd_daemon(args)
-        if args.command in cli_commit.LOCAL:
-            return cli_commit.LOCAL[args.command](args)
-        if args.command in cli_reproduce.LOCAL:
-            return cli_reproduce.LOCAL[args.command](args)
+        for module in SUBCOMMANDS:
+            local = getattr(module, "LOCAL", {})
+            if args.command in local:
+                return local[args.command](args)
         if getattr(args, "limit", 1) < 0:
             raise UsageError("--limit must be 0 or more")
+        commands = dict(COMMANDS)
+        for module in SUBCOMMANDS:
+            commands.update(module.COMMANDS)
         with Client() as c:
-            return {**COMMANDS, **cli_commit.COMMANDS, **cli_reproduce.COMMANDS}[args.command](
-                c, args)
+            return commands[args.command](c, args)
     except KeyboardInterrupt:
         return 130
     except UsageError as exc:
@@ -335,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     # Run the canonical module, not this __main__ copy: lazily imported helpers (cli_commit,
-    # cli_reproduce) import octostored.cli, and its UsageError must be the one caught here.
+    # cli_reproduce, cli_logs) import octostored.cli, and its UsageError must be the one caught here.
     from octostored.cli import main as _main
 
     sys.exit(_main())

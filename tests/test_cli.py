@@ -92,3 +92,124 @@ def test_daemon_status_and_stop(daemon: DaemonProc) -> None:
     daemon.proc.wait(10)  # type: ignore[union-attr]
     again = octostore(daemon, "daemon", "status")
     assert again.returncode == 1 and "no daemon is running" in again.stdout
+
+
+# -- octostore logs ----------------------------------------------------------------------------
+def _console_log(repo: Path, log_id: str, chunks: list[tuple[int, bytes]],
+                 exit_at: int | None, pid: int | None = None) -> str:
+    """A console log in the agreed format (as `octostore run -- CMD` writes it)."""
+    from octostored.console.logformat import index_line
+
+    logs = repo / ".octostore" / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    data, idx = b"", b""
+    for i, (t, chunk) in enumerate(chunks):
+        idx += index_line(len(data), t, **({"v": 1, "argv": ["python", "train.py"],
+                                            "pid": pid or os.getpid()} if i == 0 else {}))
+        data += chunk
+    if exit_at is not None:
+        idx += index_line(len(data), exit_at, exit=0)
+    (logs / f"{log_id}.log").write_bytes(data)
+    (logs / f"{log_id}.idx").write_bytes(idx)
+    return f".octostore/logs/{log_id}.log"
+
+
+@pytest.fixture
+def logged(short_tmp: Path) -> tuple[Path, str, bytes]:
+    from octostored.console.logformat import TAG
+
+    repo = make_repo(short_tmp / "repo")
+    mlf = MlflowClient(tracking_uri=(repo / "mlruns").as_uri())
+    exp = mlf.create_experiment("wine")
+    t0 = 1_700_000_000_000
+    body = b"".join(f"epoch {i} \x1b[32mloss {1 / (i + 1):.2f}\x1b[0m\n".encode() for i in range(50))
+    body += "10%|█         |\r100%|██████████|\n".encode()
+    rel = _console_log(repo, "train", [(t0, b"before\n"), (t0 + 1000, body), (t0 + 9000, b"after\n")],
+                       t0 + 9500)
+    rid = mlf.create_run(exp, run_name="logged", start_time=t0 + 900, tags={TAG: rel}).info.run_id
+    mlf.set_terminated(rid, end_time=t0 + 5000)
+    mlf.create_run(exp, run_name="plain")
+    return repo, rid, body
+
+
+def test_logs_prints_the_runs_part_raw(daemon: DaemonProc, logged: tuple[Path, str, bytes]) -> None:
+    repo, rid, body = logged
+    out = subprocess.run([sys.executable, "-m", "octostored.cli", "logs", rid[:8]], cwd=repo,
+                         env=daemon.env(), capture_output=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == body  # byte for byte: colours and \r as the terminal got them
+    detail = octostore(daemon, "run", rid, cwd=repo)
+    assert "log         console: .octostore/logs/train.log" in detail.stdout
+    assert f"octostore logs {rid[:8]}" in detail.stdout
+
+
+def test_logs_tail_grep_and_json(daemon: DaemonProc, logged: tuple[Path, str, bytes]) -> None:
+    repo, rid, body = logged
+    tail = subprocess.run([sys.executable, "-m", "octostored.cli", "logs", rid, "--tail", "3"],
+                          cwd=repo, env=daemon.env(), capture_output=True, timeout=60)
+    assert tail.returncode == 0, tail.stderr
+    assert tail.stdout == b"\n".join(body.split(b"\n")[-4:])  # a \r does not start a line
+    assert octostore(daemon, "logs", rid, "--tail", "0", cwd=repo).stdout == ""
+    grep = octostore(daemon, "logs", rid, "--grep", r"epoch 4\d ", "--max-lines", "3", cwd=repo)
+    assert grep.returncode == 0, grep.stderr
+    assert [ln.split(":", 1)[0] for ln in grep.stdout.splitlines()] == ["41", "42", "43"]
+    assert "first 3 matching lines" in grep.stderr
+    js = octostore(daemon, "logs", rid, "--json", cwd=repo)
+    reply = json.loads(js.stdout.splitlines()[0])
+    assert reply["data"] == body.decode() and reply["eof"] and reply["live"] is False
+
+
+@pytest.mark.parametrize("args, message", [
+    (["logs", "RUN"], "has no console log; run it with `octostore run -- CMD`"),
+    (["logs", "ffffffffffff"], "no run ffffffffffff"),
+    (["logs", "LOGGED", "--grep", "epoch ("], "is not a valid Python regular expression"),
+    (["logs", "LOGGED", "--grep", "x", "--follow"], "leave out --follow"),
+    (["logs", "LOGGED", "--tail", "-1"], "--tail must be 0 or more"),
+    (["logs", "LOGGED", "--name", "nope"], "no log named 'nope'"),
+])
+def test_logs_user_errors(daemon: DaemonProc, logged: tuple[Path, str, bytes], args: list[str],
+                          message: str) -> None:
+    repo, rid, _ = logged
+    plain = json.loads(octostore(daemon, "runs", "--json", "--filter",
+                                 "attributes.run_name = 'plain'", cwd=repo).stdout)[0]["run_id"]
+    args = [{"RUN": plain, "LOGGED": rid}.get(a, a) for a in args]
+    out = octostore(daemon, *args, cwd=repo)
+    assert out.returncode == 2, out
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr and out.stderr.count("\n") == 1
+
+
+def test_logs_follow_prints_until_the_run_ends(daemon: DaemonProc, short_tmp: Path) -> None:
+    import time
+
+    from octostored.console.logformat import TAG, index_line
+
+    repo = make_repo(short_tmp / "repo")
+    mlf = MlflowClient(tracking_uri=(repo / "mlruns").as_uri())
+    exp = mlf.create_experiment("live")
+    now = int(time.time() * 1000)
+    rid = mlf.create_run(exp, run_name="live", start_time=now - 1000).info.run_id
+    rel = _console_log(repo, "live", [(now - 900, b"step 1\n")], None)  # pid: this test process
+    mlf.set_tag(rid, TAG, rel)
+    proc = subprocess.Popen([sys.executable, "-m", "octostored.cli", "logs", rid, "--follow"],
+                            cwd=repo, env=daemon.env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == b"step 1\n"
+        log, idx = repo / rel, repo / rel.replace(".log", ".idx")
+        size = log.stat().st_size
+        with open(idx, "ab") as f:
+            f.write(index_line(size, int(time.time() * 1000)))
+        with open(log, "ab") as f:
+            f.write(b"step 2\n")
+        assert proc.stdout.readline() == b"step 2\n"
+        assert proc.poll() is None  # still following
+        with open(idx, "ab") as f:
+            f.write(index_line(size + 7, int(time.time() * 1000) + 1, exit=0))
+        mlf.set_terminated(rid)
+        assert proc.wait(30) == 0
+        assert proc.stdout.read() == b""
+    finally:
+        proc.kill()
+        proc.wait()

@@ -103,19 +103,21 @@ def commit(req: CommitRequest, progress: Progress | None = None) -> dict[str, An
             "refs/heads/") else branch
         say("export", f"exporting {len(req.sources)} run(s)")
         lfs = git.lfs_available(top)
-        files, exports = plan_files(top, req, lfs, result)
-        gitignore(top, req, result)
-        msg = build_message([s.run for s in req.sources],
-                            [e.exp_name for e in exports], req.message)
-        result["message"] = msg
-        if not req.sources:
-            result["nothing_to_commit"] = True
-            return result
-        if req.dry_run:
-            return result
-        checkpoint(state, "exported")
         staging = os.path.join(state, f"staging-{uuid.uuid4().hex[:12]}")
         try:
+            # Compressed console logs are written straight into the staging folder.
+            files, exports = plan_files(top, req, lfs, result,
+                                        None if req.dry_run else staging)
+            gitignore(top, req, result)
+            msg = build_message([s.run for s in req.sources],
+                                [e.exp_name for e in exports], req.message)
+            result["message"] = msg
+            if not req.sources:
+                result["nothing_to_commit"] = True
+                return result
+            if req.dry_run:
+                return result
+            checkpoint(state, "exported")
             outcome = _commit_files(info, state, staging, files, exports, old, branch, msg,
                                     lfs, say, result)
         finally:
@@ -139,7 +141,7 @@ def _empty_result(top: str, req: CommitRequest) -> dict[str, Any]:
         "skipped": req.skipped, "already_committed": req.already_committed, "files": 0,
         "bytes": 0, "artifacts": {"lfs": [], "left_out": []}, "locks": [], "patches": [],
         "env_files": [], "lfs_setup": False, "gitignore": {"suggest": [], "added": []},
-        "pushed": None, "recovered": None, "warnings": [],
+        "pushed": None, "recovered": None, "warnings": [], "logs": [],
     }
 
 
@@ -149,7 +151,7 @@ def _commit_files(info: git.RepoInfo, state: str, staging: str, files: list[File
                   lfs: bool, say: Progress, result: dict[str, Any]) -> str | None:
     top = info.top
     say("stage", f"writing {len(files)} files")
-    os.makedirs(staging)
+    os.makedirs(staging, exist_ok=True)
     _write_staging(staging, files)
     say("hash", "hashing files into git")
     if any(f.lfs for f in files):
@@ -192,6 +194,8 @@ def _write_staging(staging: str, files: list[FileOut]) -> None:
         if f.in_place:
             continue
         dest = os.path.join(staging, f.rel)
+        if f.src == dest:
+            continue  # made in place (a compressed console log)
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         if f.mode == MODE_LINK:
             os.symlink((f.data or b".").decode(), dest)

@@ -10,6 +10,11 @@ commit (:class:`~octostored.gitops.export.FileOut`), nothing written yet:
   user's capture cache when the repo copy is missing;
 * the repo's environment files that git does not track yet (tracked ones are
   in history already; modified ones stay the user's: a warning says so);
+* the console logs the runs' ``octostore.console_log`` tags name (``.log`` and
+  its ``.idx``) at their own paths under ``.octostore/logs/``, so the tag resolves in
+  a clone; a log over the artifact limit is committed gzip-compressed as ``.log.gz``
+  (through Git LFS when still over it), a log still being written as it is now;
+  ``.octostore/logs/.gitignore`` (``*``) keeps uncommitted logs out of ``git status``;
 * ``.octostore/.gitattributes``, one Git LFS line per large artifact: a file
   of octostore's own, so the user's ``.gitattributes`` is never edited.
 
@@ -19,6 +24,7 @@ never committed) and, when asked, adds them.
 
 from __future__ import annotations
 
+import gzip
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -37,12 +43,16 @@ if TYPE_CHECKING:
     from .commit import CommitRequest
 
 GITATTRIBUTES = ".octostore/.gitattributes"
+LOGS_GITIGNORE = ".octostore/logs/.gitignore"
+LOGS_GITIGNORE_TEXT = b"# Console logs: octostore commits those of committed runs.\n*\n"
 LFS_ATTRS = "filter=lfs diff=lfs merge=lfs -text"
 HEX = set("0123456789abcdef")
 
 
-def plan_files(top: str, req: CommitRequest, lfs: bool,
-                result: dict[str, Any]) -> tuple[list[FileOut], list[RunExport]]:
+def plan_files(top: str, req: CommitRequest, lfs: bool, result: dict[str, Any],
+               staging: str | None = None) -> tuple[list[FileOut], list[RunExport]]:
+    """The commit's files.  ``staging``: where files made here (compressed logs) are written;
+    None (a dry run) measures them without writing anything."""
     from ..sources.sqlitestore import SqliteStoreError
 
     folders = ExperimentFolders(os.path.join(top, COMMITTED_STORE))
@@ -79,6 +89,8 @@ def plan_files(top: str, req: CommitRequest, lfs: bool,
         files[f.rel] = f
     for f in _env_files(top, result):
         files.setdefault(f.rel, f)
+    for f in _console_logs(top, req, lfs, result, staging):
+        files[f.rel] = f
     lfs_paths = [f.rel for f in files.values() if f.lfs]
     if lfs_paths:
         files[GITATTRIBUTES] = _gitattributes(top, lfs_paths)
@@ -127,6 +139,112 @@ def _referenced(top: str, req: CommitRequest, result: dict[str, Any]) -> list[Fi
             result["warnings"].append(f"run {src.run.run_id}: its {what} {digest[:12]} is not on "
                                       "this machine; the run is committed without it")
     return out
+
+
+def _console_logs(top: str, req: CommitRequest, lfs: bool, result: dict[str, Any],
+                  staging: str | None) -> list[FileOut]:
+    """The console logs of the runs (each once, however many runs share it)."""
+    from ..console.logformat import TAG, index_path
+    from ..index.logs import log_is_live, tag_file
+
+    top_real = os.path.realpath(top)
+    by_file: dict[str, list[str]] = {}
+    for src in req.sources:
+        value = src.run.tags.get(TAG)
+        if value is None:
+            continue
+        full, refusal = tag_file(top, value)
+        if refusal:
+            result["warnings"].append(f"run {src.run.run_id}: {refusal.removeprefix('its ')}")
+            continue
+        if full is None:
+            result["warnings"].append(f"run {src.run.run_id}: its console log {value} is not on "
+                                      "this machine; the run is committed without it")
+            continue
+        by_file.setdefault(full, []).append(src.run.run_id)
+    out: list[FileOut] = []
+    for full, run_ids in by_file.items():
+        rel = os.path.relpath(full, top_real).replace(os.sep, "/")
+        try:
+            size = os.path.getsize(full)
+        except OSError:
+            continue
+        entry: dict[str, Any] = {"path": rel, "size": size, "runs": run_ids, "live": False}
+        idx = index_path(full)
+        if os.path.isfile(idx):
+            out.append(FileOut(os.path.relpath(idx, top_real).replace(os.sep, "/"), src=idx,
+                               size=os.path.getsize(idx), in_place=True))
+        if not full.endswith(".gz") and log_is_live(full):
+            entry["live"] = True
+            result["warnings"].append(
+                f"console log {rel} is still being written; committed as it is now (commit "
+                "again after the command ends for the rest)")
+        if size <= req.max_artifact_bytes or full.endswith(".gz"):
+            out.append(FileOut(rel, src=full, size=size, in_place=True))
+            entry["stored"] = "plain"
+        else:
+            rel = rel + ".gz"
+            dest = os.path.join(staging, rel) if staging else None
+            packed = _gzip(full, dest)
+            entry.update(path=rel, stored="gzip", committed_size=packed)
+            if packed > req.max_artifact_bytes and not lfs:
+                entry["stored"] = "left-out"
+                result["warnings"].append(
+                    f"console log {rel} ({packed / 1e6:.1f} MB compressed) is over the "
+                    f"{req.max_artifact_bytes / 1e6:.0f} MB limit and git-lfs is not installed; "
+                    "left out")
+                if dest:
+                    os.unlink(dest)
+                result["logs"].append(entry)
+                continue
+            if packed > req.max_artifact_bytes:
+                entry["stored"] = "gzip+git-lfs"
+            out.append(FileOut(rel, src=dest, size=packed,
+                               lfs=packed > req.max_artifact_bytes))
+        result["logs"].append(entry)
+    if out:
+        here = os.path.join(top, LOGS_GITIGNORE)
+        if os.path.isfile(here) and not os.path.islink(here):
+            out.append(FileOut(LOGS_GITIGNORE, src=here, size=os.path.getsize(here),
+                               in_place=True))
+        else:
+            out.append(FileOut(LOGS_GITIGNORE, data=LOGS_GITIGNORE_TEXT,
+                               size=len(LOGS_GITIGNORE_TEXT)))
+    return out
+
+
+class _Count:
+    """A file-like sink that only counts (a dry run measures the compressed size)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def write(self, data: bytes) -> int:
+        self.n += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+def _gzip(src: str, dest: str | None) -> int:
+    """Compress ``src`` to ``dest`` (or nowhere); the compressed size.  Same bytes in, same
+    bytes out (no name, time 0), so an unchanged log is an unchanged blob."""
+    sink: Any
+    if dest is None:
+        sink = _Count()
+    else:
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        sink = open(dest, "wb")
+    try:
+        with open(src, "rb") as f, gzip.GzipFile(filename="", mode="wb", fileobj=sink,
+                                                 mtime=0, compresslevel=6) as z:
+            while chunk := f.read(1 << 20):
+                z.write(chunk)
+    finally:
+        if dest is not None:
+            sink.close()
+    return sink.n if dest is None else os.path.getsize(dest)
 
 
 def _env_files(top: str, result: dict[str, Any]) -> list[FileOut]:

@@ -20,6 +20,7 @@ METHODS = (
     "octostore/metric_history",
     "octostore/artifacts",
     "octostore/artifact",
+    "octostore/log",
     "octostore/insights",
     "octostore/compare",
     "octostore/environment",
@@ -42,6 +43,7 @@ EXPERIMENT_NOT_FOUND = 1004
 ARTIFACT_NOT_FOUND = 1005
 PATH_OUTSIDE = 1006
 NOT_SUPPORTED = 1007
+LOG_NOT_FOUND = 1008
 COMMIT_REFUSED = 1020
 GIT_FAILED = 1021
 JOB_NOT_FOUND = 1030

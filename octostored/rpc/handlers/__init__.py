@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 def make_server(daemon: Daemon) -> LanguageServer:
     from ..server import _CONVERTER, ConnProtocol
-    from . import artifacts, commit, daemon_info, lsp_features, reproduce, runs
+    from . import artifacts, commit, daemon_info, logs, lsp_features, reproduce, runs
 
     ls = LanguageServer(
         "octostored", __version__, protocol_cls=ConnProtocol,
@@ -26,6 +26,6 @@ def make_server(daemon: Daemon) -> LanguageServer:
     )
     ls.protocol.daemon = daemon  # type: ignore[attr-defined]
     ls.report_server_error = lambda error, source: None  # type: ignore[method-assign]
-    for module in (daemon_info, runs, artifacts, lsp_features, commit, reproduce):
+    for module in (daemon_info, runs, artifacts, logs, lsp_features, commit, reproduce):
         module.register(ls, daemon)
     return ls

@@ -188,6 +188,12 @@ def register(ls: LanguageServer, daemon: Daemon) -> None:
             {"run_id": o.run_id, "verdict": o.tags.get("octostore.verdict"), "status": o.status}
             for o in root.index.runs.values() if o.tags.get("octostore.reproduces") == r.run_id
         ]
+        from .logs import resolve as resolve_logs
+
+        logs = await resolve_logs(root, r)
+        out["logs"] = [ref.describe() for ref in logs.logs]
+        if logs.warnings:
+            out["warnings"] = [*out["warnings"], *logs.warnings]
         out["clock"] = root.index.clock
         return out
 

@@ -1,0 +1,101 @@
+"""log: a run's console log, read by byte range or searched with a regex.
+
+Clients follow a live log by polling from ``next_offset`` while ``live`` is true.
+Resolving and reading are :mod:`octostored.index.logs`; this module checks the
+params and words the errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import TYPE_CHECKING, Any
+
+from ...index import logs as logs_mod
+from .. import protocol
+from ..errors import InvalidParams, OctostoreError, PathOutside
+from ..params import Params
+from .runs import find_run
+
+if TYPE_CHECKING:
+    from pygls.lsp.server import LanguageServer
+
+    from ...index.root import Root
+    from ...model import Run
+    from ..server import Daemon
+
+
+class LogNotFound(OctostoreError):
+    CODE = protocol.LOG_NOT_FOUND
+
+
+_GROUPS: dict[str, logs_mod.TagGroups] = {}
+"""Per root: runs grouped by console-log tag (to tell whether runs of one log overlap)."""
+
+
+def sharing(root: Root, run: Run) -> list[Run]:
+    """The runs tagged with the same log as ``run`` (on the event loop: reads the index)."""
+    groups = _GROUPS.setdefault(root.path, logs_mod.TagGroups())
+    return groups.get(root.index.clock, root.index.runs.values(), run.tags.get(logs_mod.TAG))
+
+
+async def resolve(root: Root, run: Run) -> logs_mod.Resolved:
+    """The run's logs (the files are looked at in a thread)."""
+    return await asyncio.to_thread(logs_mod.run_logs, root.path, run, sharing(root, run))
+
+
+def _pick(run: Run, res: logs_mod.Resolved, name: str | None) -> logs_mod.LogRef:
+    if name is None and res.logs:
+        return res.logs[0]
+    for ref in res.logs:
+        if ref.name == name:
+            return ref
+    if res.refused and name in (None, logs_mod.CONSOLE):
+        raise PathOutside(res.missing or f"the console log of run {run.run_id} is refused",
+                          "fix the run's octostore.console_log tag")
+    if res.missing and name in (None, logs_mod.CONSOLE):
+        raise LogNotFound(res.missing)
+    if name is not None and res.logs:
+        names = ", ".join(r.name for r in res.logs)
+        raise LogNotFound(f"run {run.run_id} has no log named {name!r} (it has {names})",
+                          "pass one of those names")
+    raise LogNotFound(f"run {run.run_id} has no console log",
+                      "run it with `octostore run -- CMD` to keep one")
+
+
+def register(ls: LanguageServer, daemon: Daemon) -> None:
+    @ls.feature("octostore/log")
+    async def log(ls: LanguageServer, params: Any) -> dict[str, Any]:
+        p = Params("octostore/log", params)
+        root = await daemon.root(p.str("root", required=True))
+        run = find_run(root, p.str("run_id", required=True) or "")
+        name = p.str("name")
+        pattern = p.str("grep")
+        offset = p.int("offset", 0, lo=0) or 0
+        max_bytes = p.int("max_bytes", logs_mod.DEFAULT_MAX_BYTES, lo=1,
+                          hi=logs_mod.MAX_READ) or 1
+        tail = p.int("tail", None, lo=0)
+        max_lines = p.int("max_lines", logs_mod.DEFAULT_MAX_LINES, lo=1,
+                          hi=logs_mod.MAX_LINES) or 1
+        rx = None
+        if pattern is not None:
+            try:
+                rx = logs_mod.compile_pattern(pattern)
+            except (re.error, RecursionError, OverflowError) as exc:
+                raise InvalidParams(f"octostore/log: {pattern[:100]!r} is not a valid Python "
+                                    f"regular expression ({exc})", "fix the pattern") from None
+
+        others = sharing(root, run)
+
+        def work() -> dict[str, Any]:
+            ref = _pick(run, logs_mod.run_logs(root.path, run, others), name)
+            try:
+                if rx is not None:
+                    return logs_mod.grep(ref, rx, max_lines)
+                return logs_mod.read(ref, offset, max_bytes, tail)
+            except (OSError, EOFError) as exc:
+                raise LogNotFound(f"the log {ref.path} of run {run.run_id} cannot be read "
+                                  f"({exc})", "check the file, then try again") from None
+
+        out = await asyncio.to_thread(work)
+        return {"run_id": run.run_id, **out}
