@@ -55,6 +55,7 @@ _TITLES = {
     1005: "Artifact not found",
     1006: "Path outside the run",
     1007: "Not supported",
+    1008: "No console log",
     -32602: "Bad request",
 }
 

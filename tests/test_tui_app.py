@@ -579,6 +579,29 @@ async def test_store_without_runs(env: TuiEnv) -> None:
         )
 
 
+async def test_store_warnings_show_on_insights(env: TuiEnv) -> None:
+    """A store's standing warning (here a run MLflow cannot read) is on the home screen."""
+    repo = env.repo("warned")
+    mlf = mlflow_client(repo)
+    exp = mlf.create_experiment("warned")
+    good = mlf.create_run(exp, run_name="good")
+    mlf.log_metric(good.info.run_id, "loss", 0.5)
+    mlf.set_terminated(good.info.run_id, "FINISHED")
+    bad = mlf.create_run(exp, run_name="bad")
+    meta = repo / "mlruns" / exp / bad.info.run_id / "meta.yaml"
+    meta.write_text("{{{ not yaml")
+    env.sync(repo)
+    app = app_for(env, repo)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.first_data_seconds is not None, what="insights")
+        screen = app.screen
+        assert isinstance(screen, InsightsScreen)
+        summary = str(screen.query_one("#summary").render())
+        assert "⚠" in summary and "invalid YAML" in summary and "run skipped" in summary
+        assert screen.warnings and screen.warnings[0].startswith("mlruns: ")
+        await pilot.press("w")
+        assert any("invalid YAML" in n for n in notes(app))
+
 async def test_missing_folder_and_unknown_run(env: TuiEnv, wine: dict[str, Any]) -> None:
     """A folder that does not exist, and a run id that does not: messages, not tracebacks."""
     app = app_for(env, env.base / "nope")

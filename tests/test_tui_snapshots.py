@@ -25,7 +25,16 @@ from octostore_tui.widgets.artifact_view import ArtifactView
 from octostore_tui.widgets.metric_chart import MetricChart
 from octostore_tui.widgets.notice import Notice
 
-from .test_tui_support import TuiEnv, wait_until, write_wine_store
+from .test_tui_support import (
+    HOUR,
+    T0,
+    ConsoleLog,
+    TuiEnv,
+    deterministic_ids,
+    mlflow_client,
+    wait_until,
+    write_wine_store,
+)
 
 SEED = 11
 SMALL = (80, 24)
@@ -186,6 +195,54 @@ def test_run_detail_outputs(snap_compare: Any, env: TuiEnv, wine: dict[str, Any]
         await settle(pilot)
 
     assert snap_compare(app_for(env, wine["repo"]), terminal_size=(120, 30), run_before=before)
+
+
+@pytest.fixture(scope="module")
+def console_run(env: TuiEnv) -> dict[str, Any]:
+    """A finished run whose console log has colours, a progress bar and a warning."""
+    from octostored.console.logformat import TAG
+
+    repo = env.repo("console")
+    log = ConsoleLog(repo, "20240311T090000Z-4242", T0 - 1000, pid=4242)
+    bar = "".join(f"\repoch {{e}} {i:3d}%|{'█' * (i // 10):<10}|" for i in range(0, 101, 10))
+    out = "\x1b[1;34m==>\x1b[0m loading data\n"
+    out += "\x1b[33mwarning:\x1b[0m 3 rows with missing values dropped\n"
+    for e in range(1, 6):
+        out += bar.format(e=e) + f"\n\x1b[32mepoch {e} done\x1b[0m  "
+        out += f"loss \x1b[1m{1 / e:.4f}\x1b[0m\n"
+    out += "\x1b[1;31mERROR\x1b[0m could not reach the GPU; trained on the CPU\n"
+    with deterministic_ids(SEED + 1):
+        mlf = mlflow_client(repo)
+        exp = mlf.create_experiment("console")
+        run = mlf.create_run(exp, run_name="console-demo", start_time=T0, tags={TAG: log.rel})
+        for e in range(1, 6):
+            mlf.log_metric(run.info.run_id, "loss", 1 / e, timestamp=T0 + e * 60_000, step=e)
+        log.write(out, T0 + 1000)
+        log.exit(T0 + HOUR - 1000)
+        mlf.set_terminated(run.info.run_id, "FINISHED", end_time=T0 + HOUR)
+    env.sync(repo)
+    return {"repo": repo, "run": run.info.run_id}
+
+
+def test_run_detail_console_log(
+    snap_compare: Any, env: TuiEnv, console_run: dict[str, Any]
+) -> None:
+    """The console log played like a terminal (bars collapsed, colours), searched for "loss"."""
+
+    async def before(pilot: Any) -> None:
+        screen = await run_detail(pilot, console_run["run"])
+        await pilot.press("5")
+        view = screen.query_one(ArtifactView)
+        await wait_until(pilot, lambda: "ERROR" in view.text, what="the console log")
+        view.query_one("#log-search").cursor_blink = False
+        await pilot.press("slash", *"done", "enter")
+        await wait_until(pilot, lambda: len(view.matches) == 5, what="the matches")
+        await pilot.press("N")
+        await settle(pilot)
+
+    assert snap_compare(
+        app_for(env, console_run["repo"]), terminal_size=(120, 36), run_before=before
+    )
 
 
 def test_run_detail_metrics(snap_compare: Any, env: TuiEnv, wine: dict[str, Any]) -> None:

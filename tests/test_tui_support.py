@@ -169,3 +169,34 @@ async def wait_until(
         + (f" (last error: {last!r})" if last else "")
         + (f"; notifications: {shown}" if shown else "")
     )
+
+
+class ConsoleLog:
+    """A console log written the way ``octostore run`` writes one (logformat's layout):
+    ``.octostore/logs/<id>.log`` raw bytes, ``.idx`` time marks, ``rel`` for the run tag."""
+
+    def __init__(self, repo: Path, log_id: str, t_ms: int, pid: int | None = None) -> None:
+        from octostored.console.logformat import index_line, index_path, log_path, rel_path
+
+        self._line = index_line
+        self.log = Path(log_path(str(repo), log_id))
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        self.idx = Path(index_path(str(self.log)))
+        self.rel = rel_path(str(repo), str(self.log))
+        self.size = 0
+        self.log.write_bytes(b"")
+        header = index_line(0, t_ms, v=1, argv=["python", "train.py"], pid=pid or os.getpid())
+        self.idx.write_bytes(header)
+
+    def write(self, data: str | bytes, t_ms: int | None = None) -> None:
+        raw = data.encode() if isinstance(data, str) else data
+        with open(self.log, "ab") as f:
+            f.write(raw)
+        if t_ms is not None:
+            with open(self.idx, "ab") as f:
+                f.write(self._line(self.size, t_ms))
+        self.size += len(raw)
+
+    def exit(self, t_ms: int, code: int | None = 0) -> None:
+        with open(self.idx, "ab") as f:
+            f.write(self._line(self.size, t_ms, exit=code))

@@ -22,11 +22,10 @@ from ..messages import OpenRun, RunsChanged
 from ..widgets.charts_panel import ChartsPanel
 from ..widgets.notice import Notice
 from ..widgets.palette import hex_color
-from .base import LinkedScreen
-from .run_detail import chart_points
+from .charts_screen import CHART_BINDINGS, ChartsScreen
 
 
-class CompareScreen(LinkedScreen):
+class CompareScreen(ChartsScreen):
     HELP = (
         "Runs side by side. Differing parameters are highlighted (o shows only those); the "
         "best value of each metric is marked. Charts overlay every run: x, s and l switch the "
@@ -37,14 +36,14 @@ class CompareScreen(LinkedScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back"),
         Binding("o", "only_differences", "Only differences"),
-        Binding("x", "chart('cycle_x')", "X axis"),
-        Binding("s", "chart('cycle_smoothing')", "Smooth"),
-        Binding("l", "chart('toggle_log')", "Log y"),
+        *CHART_BINDINGS,
         *[
             Binding(str(i + 1), f"tab('{t}')", t, show=False)
             for i, t in enumerate(("table", "charts", "code"))
         ],
     ]
+    TABS_ID = "compare-tabs"
+    CHARTS_ID = "cmp-charts"
 
     def __init__(self, run_ids: list[str]) -> None:
         super().__init__(name="compare")
@@ -126,7 +125,7 @@ class CompareScreen(LinkedScreen):
         self._show_params(data)
         self._show_metrics(data)
         self._show_code(data)
-        panel = self.query_one("#cmp-charts", ChartsPanel)
+        panel = self.charts
         panel.set_runs([(r["run_id"], fmt.run_label(r)) for r in runs])
         keys = [m["key"] for m in data.get("metrics") or []]
         if first or keys != panel.keys:
@@ -234,26 +233,8 @@ class CompareScreen(LinkedScreen):
             out.append(self.app.theme_variables.get(word[1:], "") if word.startswith("$") else word)
         return " ".join(w for w in out if w)
 
-    @on(ChartsPanel.HistoryWanted)
-    def _history_wanted(self, event: ChartsPanel.HistoryWanted) -> None:
-        self.load_history(event.keys, event.x_mode)
-
-    @work(exclusive=True, group="history", exit_on_error=False)
-    async def load_history(self, keys: list[str], x_mode: str) -> None:
-        panel = self.query_one("#cmp-charts", ChartsPanel)
-        width = panel.query_one("#chart-stack").size.width or 120
-        try:
-            reply = await self.link.call(
-                "octostore/metric_history",
-                run_ids=self.run_ids,
-                keys=keys,
-                x=x_mode,
-                max_points=chart_points(width),
-            )
-        except LinkError as err:
-            self.report(err)
-            return
-        panel.set_history(x_mode, reply.get("series") or [])
+    def charted_runs(self) -> list[str]:
+        return self.run_ids
 
     def on_runs_changed(self, message: RunsChanged) -> None:
         if message.fresh or message.runs & set(self.run_ids):
@@ -276,28 +257,12 @@ class CompareScreen(LinkedScreen):
             self._show_params(self.data)
         self.query_one("#compare-tabs", TabbedContent).active = "table"
 
-    def action_chart(self, what: str) -> None:
-        tabs = self.query_one("#compare-tabs", TabbedContent)
-        if tabs.active != "charts":
-            tabs.active = "charts"
-        getattr(self.query_one("#cmp-charts", ChartsPanel), f"action_{what}")()
-
     def action_tab(self, tab: str) -> None:
         self.query_one("#compare-tabs", TabbedContent).active = tab
 
     def palette_commands(self):
         return [
             ("Compare: only differing parameters", "Toggle", self.action_only_differences),
-            (
-                "Compare: switch the chart x axis",
-                "step, wall time, time since start",
-                lambda: self.action_chart("cycle_x"),
-            ),
-            (
-                "Compare: cycle chart smoothing",
-                "off, 0.6, 0.8, 0.95",
-                lambda: self.action_chart("cycle_smoothing"),
-            ),
-            ("Compare: toggle log scale", "y axis", lambda: self.action_chart("toggle_log")),
+            *self.chart_commands("Compare"),
             ("Compare: back", "Return to the previous screen", self.action_back),
         ]

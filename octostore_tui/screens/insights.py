@@ -19,6 +19,7 @@ from textual import on, work
 from textual.binding import Binding, BindingType
 from textual.timer import Timer
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.markup import escape
 from textual.widgets import DataTable, Footer, Header, Static
 
 from .. import format as fmt
@@ -41,6 +42,8 @@ TOP_N = 5
 REFRESH_EVERY = 0.5
 """Seconds a live change waits before Insights asks the daemon again (bursts share one)."""
 EXPERIMENT_BARS = 4
+SOURCES_EVERY = 10.0
+"""Seconds between looks at the stores' state (warnings come and go without a run change)."""
 INFLUENCE_NOTE = (
     "[dim]How far the metric's mean moves across a parameter's values, in standard "
     "deviations of the metric (numeric parameters in quintiles). A screening "
@@ -59,6 +62,7 @@ class InsightsScreen(LinkedScreen):
         Binding("enter", "open_best", "Open run", show=False),
         Binding("l", "flip_direction", "Lower/higher better"),
         Binding("r", "refresh", "Refresh"),
+        Binding("w", "warnings", "Warnings", show=False),
     ]
 
     def __init__(self) -> None:
@@ -71,6 +75,8 @@ class InsightsScreen(LinkedScreen):
         self._metric_rows: list[str] = []
         self._first = True
         self._refresh_timer: Timer | None = None
+        self.warnings: list[str] = []
+        """The stores' standing warnings (a tracking server out of reach, a bad file)."""
 
     def compose(self):
         yield Header()
@@ -110,6 +116,7 @@ class InsightsScreen(LinkedScreen):
         # Keep the metric's name and direction in view when a narrow terminal scrolls the runs.
         table.fixed_columns = 2
         self.load()
+        self.set_interval(SOURCES_EVERY, self.refresh_sources)
 
     # -- data -----------------------------------------------------------------------------
     @work(exclusive=True, group="insights", exit_on_error=False)
@@ -145,17 +152,8 @@ class InsightsScreen(LinkedScreen):
         root = info.get("root", "")
         sources = info.get("sources") or []
         n_runs = data.get("total", 0)
-        exps = info.get("experiments", 0)
         self.sub_title = fmt.home_path(root)
-        src = ", ".join(f"{_source_name(s, root)} ({s.get('kind')})" for s in sources) or "none"
-        warn = info.get("warnings") or []
-        summary = (
-            f"[b]{n_runs}[/b] run{'s' if n_runs != 1 else ''} in [b]{exps}[/b] "
-            f"experiment{'s' if exps != 1 else ''}  ·  stores: {src}"
-        )
-        if warn:
-            summary += f"  ·  [$warning]{len(warn)} warning{'s' if len(warn) != 1 else ''}[/]"
-        self.query_one("#summary", Static).update(summary)
+        self.show_summary(info, n_runs)
         notice = self.query_one("#notice", Notice)
         body = self.query_one("#insights-body")
         if not sources:
@@ -187,6 +185,54 @@ class InsightsScreen(LinkedScreen):
         self._show_distribution(data)
         self._show_influence(data)
         self._first_data()
+
+    def show_summary(self, info: dict[str, Any], n_runs: int | None = None) -> None:
+        """Runs, experiments and stores; a store's standing warnings on a line of their own."""
+        root = info.get("root", "")
+        sources = info.get("sources") or []
+        if n_runs is None:
+            n_runs = (self.data or {}).get("total", info.get("runs", 0))
+        exps = info.get("experiments", 0)
+        src = ", ".join(
+            f"{escape(_source_name(s, root))} ({s.get('kind')}"
+            + (" [$warning]⚠[/]" if _source_warnings(s) else "")
+            + ")"
+            for s in sources
+        )
+        summary = (
+            f"[b]{n_runs}[/b] run{'s' if n_runs != 1 else ''} in [b]{exps}[/b] "
+            f"experiment{'s' if exps != 1 else ''}  ·  stores: {src or 'none'}"
+        )
+        self.warnings = root_warnings(info)
+        if self.warnings:
+            more = len(self.warnings) - 1
+            summary += f"\n[$warning]⚠ {escape(self.warnings[0])}[/]" + (
+                f"  [dim](+{more} more: w lists them)[/dim]" if more else ""
+            )
+        self.query_one("#summary", Static).update(summary)
+
+    @work(exclusive=True, group="sources", exit_on_error=False)
+    async def refresh_sources(self) -> None:
+        """A tracking server that stops answering changes no run: ask for the stores' state."""
+        if self.data is None or not self.link.connected:
+            return
+        try:
+            info = await self.link.call("octostore/open")
+        except LinkError:
+            return
+        self.show_summary(info)
+
+    def action_warnings(self) -> None:
+        if not self.warnings:
+            self.notify("No store of this repo has a warning.", title="Warnings", timeout=4)
+            return
+        self.notify(
+            "\n".join(f"• {w}" for w in self.warnings),
+            title=f"{len(self.warnings)} warning{'s' if len(self.warnings) != 1 else ''}",
+            severity="warning",
+            markup=False,
+            timeout=20,
+        )
 
     def _first_data(self) -> None:
         if self._first:
@@ -376,6 +422,35 @@ def _fill_days(days: list[list[Any]]) -> list[tuple[str, int]]:
         key = cur.isoformat()
         out.append((key, counts.get(key, 0)))
         cur += dt.timedelta(days=1)
+    return out
+
+
+def _source_warnings(source: dict[str, Any]) -> list[str]:
+    items = [str(w) for w in source.get("warnings") or []]
+    first = source.get("warning")
+    if first and first not in items:
+        items.insert(0, str(first))
+    error = (source.get("remote") or {}).get("error")
+    if source.get("state") == "error" and error and not items:
+        items.append(str(error))
+    return items
+
+
+def root_warnings(info: dict[str, Any]) -> list[str]:
+    """Every standing warning of a root (``octostore/open`` or a root of ``octostore/status``):
+    each store's, named by the store, then the root's own that no store already said."""
+    root = info.get("root", "")
+    out: list[str] = []
+    said: set[str] = set()
+    for s in info.get("sources") or []:
+        for w in _source_warnings(s):
+            said.add(w)
+            line = f"{_source_name(s, root)}: {w}"
+            if line not in out:
+                out.append(line)
+    for w in info.get("warnings") or []:
+        if str(w) not in said and str(w) not in out:
+            out.append(str(w))
     return out
 
 

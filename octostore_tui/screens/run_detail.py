@@ -2,14 +2,15 @@
 
 Charts (pick metrics; x by step, wall time or relative time; smoothing; log
 scale; other runs overlaid), Parameters, Metrics (latest, min, max), Tags,
-Outputs & logs (artifact tree and a viewer that follows a growing file of a
-running run) and Environment (the run's captured environment and code state,
+Outputs & logs (the run's console logs first, then its artifacts, in a tree;
+a viewer that plays a log like a terminal, follows it while it grows and
+searches it) and Environment (the run's captured environment and code state,
 and the repo's environment files).
 
 Live: when the daemon says this run (or an overlaid one) changed, the screen
 re-reads the run and the charted histories, which the daemon extends by
-reading only the appended lines; an open artifact of a running run is tailed
-from its last offset once a second.
+reading only the appended lines; an open live console log (or an artifact of
+a running run) is read from its last offset twice a second.
 """
 
 from __future__ import annotations
@@ -26,39 +27,45 @@ from .. import format as fmt
 from ..daemon_link import LinkError
 from ..messages import DaemonReady, RunsChanged
 from ..widgets.artifact_tree import ArtifactTree
-from ..widgets.artifact_view import ArtifactView
+from ..widgets.artifact_view import NO_LOG_HINT, ArtifactView, Source
 from ..widgets.charts_panel import ChartsPanel
 from ..widgets.notice import Notice
-from .base import LinkedScreen
+from .charts_screen import CHART_BINDINGS, ChartsScreen
 from .run_picker import RunPicker
 
-FOLLOW_SECONDS = 1.0
-TAIL_BYTES = 256 * 1024
+FOLLOW_SECONDS = 0.5
 TABS = ("charts", "params", "metrics", "tags", "outputs", "environment")
+LOG_ACTIONS = {"log_search", "log_earlier", "log_end", "log_match", "other_log"}
+"""Keys of the Outputs & logs tab (shown in the footer only there)."""
+MAX_RELATED = 3
+"""Reproductions whose console logs the tree offers."""
 
 
-def chart_points(width: int) -> int:
-    """Points to ask for: two per braille column is all a terminal can show."""
-    return max(100, min(2000, width * 2))
-
-
-class RunDetailScreen(LinkedScreen):
+class RunDetailScreen(ChartsScreen):
     HELP = (
         "One run in tabs (1-6 switch). Charts: space picks metrics, x switches the x axis "
         "(step, wall time, time since start), s cycles smoothing, l toggles a log y axis, "
-        "a overlays other runs. Outputs & logs: choose a file; a running run's file is "
-        "followed as it grows. Escape goes back."
+        "a overlays other runs. Outputs & logs: the console log comes first; a live one is "
+        "followed as it grows (scroll up to stop, ] returns to the end), [ loads earlier "
+        "output, / searches the whole log (n and N step through the matches), o opens the "
+        "original run's log of a reproduction (or a reproduction's log). Escape goes back."
     )
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back"),
-        Binding("x", "chart('cycle_x')", "X axis"),
-        Binding("s", "chart('cycle_smoothing')", "Smooth"),
-        Binding("l", "chart('toggle_log')", "Log y"),
+        *CHART_BINDINGS,
         Binding("a", "overlay", "Overlay runs"),
         Binding("r", "refresh", "Refresh", show=False),
         *[Binding(str(i + 1), f"tab('{t}')", t.title(), show=False) for i, t in enumerate(TABS)],
+        Binding("slash", "log_search", "Search log"),
+        Binding("left_square_bracket", "log_earlier", "Earlier", key_display="["),
+        Binding("right_square_bracket", "log_end", "End", key_display="]", show=False),
+        Binding("n", "log_match(1)", "Next match", show=False),
+        Binding("N", "log_match(-1)", "Previous match", show=False),
+        Binding("o", "other_log", "Other run's log"),
     ]
+    TABS_ID = "run-tabs"
+    CHARTS_ID = "charts-panel"
 
     def __init__(self, run_id: str, overlay: list[str] | None = None) -> None:
         super().__init__(name="run-detail")
@@ -68,6 +75,9 @@ class RunDetailScreen(LinkedScreen):
         self.labels: dict[str, str] = {}
         self._metric_stats_loaded = False
         self._artifacts_loaded = False
+        self.related: list[tuple[str, str, dict[str, Any]]] = []
+        """Console logs of related runs: (run_id, label, log) for the original of a
+        reproduction and for this run's reproductions."""
 
     def compose(self):
         yield Header()
@@ -101,9 +111,12 @@ class RunDetailScreen(LinkedScreen):
         self.set_interval(FOLLOW_SECONDS, self._follow_tick)
         self.load()
 
+    def charted_runs(self) -> list[str]:
+        return [self.run_id, *self.overlay]
+
     @property
-    def charts(self) -> ChartsPanel:
-        return self.query_one("#charts-panel", ChartsPanel)
+    def view(self) -> ArtifactView:
+        return self.query_one("#artifact-view", ArtifactView)
 
     # -- loading --------------------------------------------------------------------------
     @work(exclusive=True, group="run", exit_on_error=False)
@@ -156,6 +169,11 @@ class RunDetailScreen(LinkedScreen):
         ]
         if self.overlay:
             parts.append(f"[$accent]+{len(self.overlay)} overlaid[/]")
+        if run.get("reproduces"):
+            parts.append(f"[$accent]reproduces {run['reproduces'][:8]}[/]")
+        elif run.get("reproduced_by"):
+            n = len(run["reproduced_by"])
+            parts.append(f"[$accent]{n} reproduction{'s' if n != 1 else ''}[/]")
         self.query_one("#run-summary", Static).update("  ·  ".join(parts))
         self._show_params(run)
         self._show_tags(run)
@@ -249,122 +267,151 @@ class RunDetailScreen(LinkedScreen):
         self._metric_stats_loaded = True
         self._show_metrics_latest(run, stats)
 
-    @on(ChartsPanel.HistoryWanted)
-    def _history_wanted(self, event: ChartsPanel.HistoryWanted) -> None:
-        self.load_history(event.keys, event.x_mode)
-
-    @work(exclusive=True, group="history", exit_on_error=False)
-    async def load_history(self, keys: list[str], x_mode: str) -> None:
-        width = self.charts.query_one("#chart-stack").size.width or 120
-        try:
-            reply = await self.link.call(
-                "octostore/metric_history",
-                run_ids=[self.run_id, *self.overlay],
-                keys=keys,
-                x=x_mode,
-                max_points=chart_points(width),
-            )
-        except LinkError as err:
-            self.report(err)
-            return
-        self.charts.set_history(x_mode, reply.get("series") or [])
-
     # -- outputs & logs -------------------------------------------------------------------
     @on(TabbedContent.TabActivated, "#run-tabs")
     def _tab(self, event: TabbedContent.TabActivated) -> None:
         self._load_tab(event.pane.id or "")
+        self.refresh_bindings()
 
     def _load_tab(self, tab: str) -> None:
         """Fetch what ``tab`` shows, if it is not on screen yet."""
         if tab == "outputs":
-            if not self._artifacts_loaded or self.query_one(ArtifactView).path is None:
-                self.load_artifacts()
+            self.load_artifacts()
         elif tab == "metrics":
             self.load_metric_stats()
         elif tab == "environment":
             self.load_environment()
 
+    def _outputs_active(self) -> bool:
+        return self.query_one("#run-tabs", TabbedContent).active == "outputs"
+
     @work(exclusive=True, group="artifacts", exit_on_error=False)
     async def load_artifacts(self) -> None:
         try:
             reply = await self.link.call("octostore/artifacts", run_id=self.run_id)
+            self.related = await self._related_logs()
         except LinkError as err:
             self.report(err)
             return
         self._artifacts_loaded = True
-        tree = self.query_one("#artifact-tree", ArtifactTree)
-        entries = reply.get("artifacts") or []
-        tree.set_entries(entries)
-        view = self.query_one("#artifact-view", ArtifactView)
-        warnings = reply.get("warnings") or []
-        if not entries and view.path is None:
-            why = warnings[0] if warnings else "this run has no artifacts"
-            view.query_one("#artifact-title", Static).update(f"[dim]{why}[/dim]")
-        elif view.path is None and entries:
-            logs = [e["path"] for e in entries if e["path"].endswith((".log", ".txt"))]
-            self.open_artifact(logs[0] if logs else entries[0]["path"])
+        run = self.run or {}
+        logs = [
+            (self.run_id, "", log) for log in run.get("logs") or []
+        ] + self.related
+        entries = [
+            e for e in reply.get("artifacts") or []
+            if not any(lg.get("kind") == "artifact" and lg.get("name") == e["path"]
+                       for _, _, lg in logs)
+        ]
+        self.query_one("#artifact-tree", ArtifactTree).set_entries(
+            entries, [(rid, label, lg) for rid, label, lg in logs]
+        )
+        view = self.view
+        view.set_hint("" if run.get("logs") else NO_LOG_HINT)
+        if view.source is not None:
+            return
+        own = run.get("logs") or []
+        if own:
+            self.open_log(self.run_id, "", own[0])
+        elif entries:
+            texts = [e["path"] for e in entries if e["path"].endswith((".log", ".txt"))]
+            self.open_file(texts[0] if texts else entries[0]["path"])
+        else:
+            warnings = reply.get("warnings") or []
+            view.show_empty(warnings[0] if warnings else "this run has no artifacts")
+
+    async def _related_logs(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """Console logs of the original (when this run reproduces one) and reproductions."""
+        run = self.run or {}
+        out: list[tuple[str, str, dict[str, Any]]] = []
+        others: list[tuple[str, str]] = []
+        if run.get("reproduces"):
+            others.append((run["reproduces"], "original"))
+        for r in (run.get("reproduced_by") or [])[-MAX_RELATED:]:
+            others.append((r["run_id"], "reproduction"))
+        for rid, role in others:
+            try:
+                other = await self.link.call("octostore/run", run_id=rid)
+            except LinkError:
+                continue  # the original may live in another repo: nothing to offer
+            label = f"{role} {fmt.run_label(other)}"
+            out += [(rid, label, log) for log in other.get("logs") or []]
+        return out
 
     @on(ArtifactTree.FileChosen)
     def _file_chosen(self, event: ArtifactTree.FileChosen) -> None:
-        self.open_artifact(event.path)
+        self.open_file(event.path)
 
-    @work(exclusive=True, group="artifact", exit_on_error=False)
-    async def open_artifact(self, path: str) -> None:
-        try:
-            reply = await self.link.call(
-                "octostore/artifact", run_id=self.run_id, path=path, offset=0, max_bytes=TAIL_BYTES
-            )
-        except LinkError as err:
-            self.report(err)
-            return
-        view = self.query_one("#artifact-view", ArtifactView)
-        view.show(
-            path,
-            reply.get("text", ""),
-            reply.get("size", 0),
-            reply.get("next_offset", 0),
-            reply.get("binary", False),
-            reply.get("truncated", False),
+    @on(ArtifactTree.LogChosen)
+    def _log_chosen(self, event: ArtifactTree.LogChosen) -> None:
+        self.open_log(event.run_id, event.label, event.log)
+
+    def open_file(self, path: str) -> None:
+        self.view.open(Source("artifact", self.run_id, path, path), live=self._run_is_live())
+
+    def open_log(self, run_id: str, label: str, log: dict[str, Any]) -> None:
+        name = log.get("name") or "console"
+        title = "console" if name == "console" else name
+        self.view.open(
+            Source("log", run_id, name, f"{label}  {title}".strip(), log.get("path", ""))
         )
-        view.set_following(self._run_is_live())
 
     def _run_is_live(self) -> bool:
         return bool(self.run and self.run.get("status") == "RUNNING")
 
     def _follow_tick(self) -> None:
-        view = self.query_one("#artifact-view", ArtifactView)
-        if view.path is None or not self._run_is_live():
-            if view.following:
-                view.set_following(False)
+        view = self.view
+        if view.source is None:
             return
-        if self.query_one("#run-tabs", TabbedContent).active == "outputs":
-            self.tail_artifact()
+        if view.source.kind == "artifact" and view.source.run_id == self.run_id:
+            live = self._run_is_live()
+            if live != view.live:
+                view.set_live(live)
+        if self._outputs_active():
+            view.poll()
 
-    @work(exclusive=True, group="tail", exit_on_error=False)
-    async def tail_artifact(self) -> None:
-        view = self.query_one("#artifact-view", ArtifactView)
-        path, offset = view.path, view.read_offset
-        if path is None:
-            return
-        try:
-            reply = await self.link.call(
-                "octostore/artifact",
-                run_id=self.run_id,
-                path=path,
-                offset=offset,
-                max_bytes=TAIL_BYTES,
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in LOG_ACTIONS:
+            if not self.is_mounted or not self._outputs_active():
+                return False
+            if action == "other_log":
+                return bool(self.related)
+            if action == "log_earlier":
+                return self.view.is_log and self.view.start > 0
+        return True
+
+    def action_log_search(self) -> None:
+        self.view.start_search()
+
+    def action_log_earlier(self) -> None:
+        self.view.earlier()
+
+    def action_log_end(self) -> None:
+        self.view.to_end()
+
+    def action_log_match(self, step: int) -> None:
+        self.view.next_match(step)
+
+    def action_other_log(self) -> None:
+        """A reproduction: open the original's log; an original: its latest reproduction's.
+        Pressed again, back to this run's log."""
+        source = self.view.source
+        if source is not None and source.kind == "log" and source.run_id != self.run_id:
+            own = (self.run or {}).get("logs") or []
+            if own:
+                self.open_log(self.run_id, "", own[0])
+                return
+        if not self.related:
+            self.notify(
+                "This run is not a reproduction and has none; `octostore reproduce RUN` "
+                "makes one.",
+                title="No other run's log",
+                timeout=5,
             )
-        except LinkError:
-            return  # the file may be mid-rewrite; the next tick tries again
-        if view.path != path:
             return
-        if reply.get("size", 0) < offset:  # rewritten shorter: start over
-            self.open_artifact(path)
-            return
-        if not reply.get("binary"):
-            view.append(
-                reply.get("text", ""), reply.get("size", 0), reply.get("next_offset", offset)
-            )
+        rid, label, log = self.related[0] if (self.run or {}).get("reproduces") else \
+            self.related[-1]
+        self.open_log(rid, label, log)
 
     # -- environment ----------------------------------------------------------------------
     def _show_environment(self, run: dict[str, Any]) -> None:
@@ -441,9 +488,7 @@ class RunDetailScreen(LinkedScreen):
     def on_runs_changed(self, message: RunsChanged) -> None:
         mine = {self.run_id, *self.overlay}
         if message.fresh or message.runs & mine or message.removed & mine:
-            self.load()
-            if self._artifacts_loaded:
-                self.load_artifacts()
+            self.load()  # which reloads the outputs tree when it has been shown
         if (
             message.environment
             and self.query_one("#run-tabs", TabbedContent).active == "environment"
@@ -455,13 +500,11 @@ class RunDetailScreen(LinkedScreen):
             self.load()
 
     def action_back(self) -> None:
+        view = self.view
+        if self._outputs_active() and (view.matches or view.search_shown):
+            view.close_search()  # escape leaves the search before the screen
+            return
         self.app.pop_screen()
-
-    def action_chart(self, what: str) -> None:
-        tabs = self.query_one("#run-tabs", TabbedContent)
-        if tabs.active != "charts":
-            tabs.active = "charts"
-        getattr(self.charts, f"action_{what}")()
 
     def action_tab(self, tab: str) -> None:
         tabs = self.query_one("#run-tabs", TabbedContent)
@@ -491,20 +534,29 @@ class RunDetailScreen(LinkedScreen):
             chosen,
         )
 
+    def _palette_search(self) -> None:
+        self.action_tab("outputs")
+        self.view.start_search()
+
+    def _palette_earlier(self) -> None:
+        self.action_tab("outputs")
+        self.view.earlier()
+
+    def _palette_other(self) -> None:
+        self.action_tab("outputs")
+        self.action_other_log()
+
     def palette_commands(self):
         return [
-            (
-                "Chart: switch the x axis",
-                "step, wall time, time since start",
-                lambda: self.action_chart("cycle_x"),
-            ),
-            (
-                "Chart: cycle smoothing",
-                "off, 0.6, 0.8, 0.95",
-                lambda: self.action_chart("cycle_smoothing"),
-            ),
-            ("Chart: toggle log scale", "y axis", lambda: self.action_chart("toggle_log")),
+            *self.chart_commands("Chart"),
             ("Chart: overlay other runs", "Pick runs of the same experiment", self.action_overlay),
             *[(f"Run: show {t}", "Tab", lambda t=t: self.action_tab(t)) for t in TABS],
+            ("Log: search", "In the whole console log", self._palette_search),
+            ("Log: load earlier output", "Before the part shown", self._palette_earlier),
+            (
+                "Log: other run's log",
+                "The original of a reproduction, or a reproduction",
+                self._palette_other,
+            ),
             ("Run: back", "Return to the previous screen", self.action_back),
         ]

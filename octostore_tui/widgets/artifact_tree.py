@@ -1,13 +1,33 @@
-"""ArtifactTree: a run's artifacts as a folder tree; choosing a file posts ``FileChosen``."""
+"""ArtifactTree: a run's console logs, then its artifacts as a folder tree.
+
+Choosing an artifact posts ``FileChosen``; choosing a console log (this run's,
+or a related run's: the original of a reproduction) posts ``LogChosen``.  A
+log's entry shows its size and, while its writer writes, a live marker; those
+labels are refreshed in place as the log grows.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
 from textual.message import Message
 from textual.widgets import Tree
 
 from .. import format as fmt
+
+LogEntry = tuple[str, str, dict[str, Any]]
+"""(run_id, label of the run ("" for this one), the log as ``octostore/run`` lists it)."""
+
+
+def log_label(label: str, log: dict[str, Any], accent: str = "cyan") -> str:
+    """``▶ console  12.5 KB``; a live log's icon is an accent ``●`` (a narrow tree cuts the
+    end of a label, so the marker leads)."""
+    name = log.get("name") or "console"
+    icon = f"[{accent}]●[/]" if log.get("live") else "▶"
+    who = f"[i]{escape(label)}[/i] " if label else ""
+    size = f"  [dim]{fmt.human_bytes(log.get('size'))}[/dim]"
+    return f"{icon} {who}{'console' if name == 'console' else escape(name)}{size}"
 
 
 class ArtifactTree(Tree[dict[str, Any]]):
@@ -21,19 +41,44 @@ class ArtifactTree(Tree[dict[str, Any]]):
             self.path = path
             self.size = size
 
+    class LogChosen(Message):
+        def __init__(self, run_id: str, label: str, log: dict[str, Any]) -> None:
+            super().__init__()
+            self.run_id = run_id
+            self.label = label
+            self.log = log
+
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__("artifacts", id=id, classes=classes)
         self.show_root = False
         self.guide_depth = 2
         self.paths: list[str] = []
+        self.logs: list[tuple[str, str]] = []
+        """(run_id, name) of each log entry, in order."""
 
-    def set_entries(self, entries: list[dict[str, Any]]) -> None:
-        """Show ``[{path, size}]``; keeps the tree as is when nothing changed."""
+    def set_entries(
+        self, entries: list[dict[str, Any]], logs: list[LogEntry] | None = None
+    ) -> None:
+        """Show the logs, then the artifacts ``[{path, size}]``; relabels in place when
+        the same ones are listed again (a live log grew)."""
+        logs = logs or []
         paths = [e["path"] for e in entries]
-        if paths == self.paths:
+        keys = [(rid, lg.get("name") or "console") for rid, _, lg in logs]
+        if paths == self.paths and keys == self.logs:
+            for node in self.root.children:
+                data = node.data or {}
+                if "log" in data:
+                    rid, label, lg = logs[data["index"]]
+                    node.data = {**data, "log": lg}
+                    node.set_label(log_label(label, lg, self._accent))
             return
-        self.paths = paths
+        self.paths, self.logs = paths, keys
         self.clear()
+        for i, (rid, label, lg) in enumerate(logs):
+            self.root.add_leaf(
+                log_label(label, lg, self._accent),
+                data={"log": lg, "run_id": rid, "label": label, "index": i},
+            )
         folders: dict[str, Any] = {"": self.root}
         for e in sorted(entries, key=lambda e: (e["path"].count("/") == 0, e["path"])):
             parts = e["path"].split("/")
@@ -51,9 +96,17 @@ class ArtifactTree(Tree[dict[str, Any]]):
             )
         self.root.expand()
 
+    @property
+    def _accent(self) -> str:
+        # Tree labels are Rich markup, which knows no theme variables.
+        return self.app.theme_variables.get("accent", "cyan")
+
     def on_tree_node_selected(self, event: Tree.NodeSelected[dict[str, Any]]) -> None:
         data = event.node.data or {}
-        if "path" in data:
+        if "log" in data:
+            event.stop()
+            self.post_message(self.LogChosen(data["run_id"], data["label"], data["log"]))
+        elif "path" in data:
             event.stop()
             self.post_message(self.FileChosen(data["path"], data.get("size", 0)))
 
