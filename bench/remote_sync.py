@@ -22,6 +22,17 @@ Measured, each the median of ``--reps``:
 For each: wall time seen by the caller, the worker's time in REST calls, the daemon
 process's CPU (JSON decode and record building: what the daemon pays), REST requests and
 runs sent over the pipe.  This harness process plays the daemon and never imports MLflow.
+
+Then the same server through a real daemon (``octostored`` on a private socket, its poll
+interval set high so that every measured sync is the one ``octostore/sync`` asks for), on
+a folder whose ``pyproject.toml`` names the server:
+
+* ``daemon: first sync``: ``octostore/open`` on a fresh daemon until the server's source lists
+  every run (worker start, the poll loop's full sync, applying the runs to the index);
+* ``daemon: incremental sync, nothing changed`` and ``daemon: incremental sync after --new
+  new runs and a metric``: ``octostore/sync`` until it returns, the new runs then listed.
+
+Daemon CPU is the daemon process's own (the worker is a separate process).
 """
 
 from __future__ import annotations
@@ -41,6 +52,7 @@ import time
 import urllib.request
 from typing import Any
 
+from bench.daemon import Daemon
 from bench.generate import Spec, default_experiments, generate, store_paths
 from bench.sqlite_load import bulk_load
 from bench.worker_client import MlflowWorker
@@ -155,15 +167,7 @@ async def measure(uri: str, cache: str, reps: int, new: int, helper: subprocess.
         quiet = [await timed_sync(src) for _ in range(reps)]
         changed = []
         for _ in range(reps):
-            assert helper.stdin is not None and helper.stdout is not None
-            helper.stdin.write("go\n")
-            helper.stdin.flush()
-            line = ""
-            while not line.startswith("@@"):  # MLflow prints "View run ..." lines too
-                line = helper.stdout.readline()
-                if not line:
-                    raise SystemExit("the run-logging helper died")
-            ids = json.loads(line[2:])["ids"]
+            ids = log_new_runs(helper)
             row = await timed_sync(src)
             got = {r.run_id for r in row["scan"].runs}
             missing = set(ids) - got
@@ -185,6 +189,95 @@ async def measure(uri: str, cache: str, reps: int, new: int, helper: subprocess.
     out["incremental_nothing_changed"] = summary(quiet)
     out[f"incremental_{new}_new_runs_and_a_metric"] = summary(changed)
     out["listing_sync"] = summary(listing)
+    return out
+
+
+def log_new_runs(helper: subprocess.Popen[str]) -> list[str]:
+    assert helper.stdin is not None and helper.stdout is not None
+    helper.stdin.write("go\n")
+    helper.stdin.flush()
+    line = ""
+    while not line.startswith("@@"):  # MLflow prints "View run ..." lines too
+        line = helper.stdout.readline()
+        if not line:
+            raise SystemExit("the run-logging helper died")
+    return json.loads(line[2:])["ids"]
+
+
+def measure_daemon(uri: str, base: str, reps: int, helper: subprocess.Popen[str],
+                   n: int) -> dict[str, Any]:
+    """First and incremental syncs of the server through a real daemon."""
+    root = os.path.join(base, "root")
+    os.makedirs(root, exist_ok=True)
+    with open(os.path.join(root, "pyproject.toml"), "w") as f:
+        f.write(f'[tool.octostore]\nstores = ["{uri}"]\n')
+    saved = {k: os.environ.get(k) for k in ("OCTOSTORE_REMOTE_INTERVAL",
+                                             "OCTOSTORE_REMOTE_SYNC_WAIT")}
+    os.environ.update(OCTOSTORE_REMOTE_INTERVAL="3600", OCTOSTORE_REMOTE_SYNC_WAIT="600")
+    daemon = Daemon(os.path.join(base, "daemon"))
+    out: dict[str, Any] = {}
+    try:
+        daemon.start()
+        with daemon.client(timeout=900) as c:
+            def total(**kw: Any) -> int:
+                return c.call("octostore/runs", root=root, view="all", limit=0, **kw)["total"]
+
+            def source() -> dict[str, Any]:
+                return next(s for s in c.call("octostore/open", root=root)["sources"]
+                            if s["kind"] == "remote")
+
+            def timed(first: bool = False) -> dict[str, Any]:
+                cpu = daemon.cpu_s()
+                t = time.perf_counter()
+                if first:  # the poll loop's first (full) sync, applied
+                    deadline = time.monotonic() + 900
+                    while (src := source())["runs"] < n and not src.get("warning"):
+                        if time.monotonic() > deadline:
+                            raise SystemExit("the daemon did not list the server's runs")
+                        time.sleep(0.1)  # each look costs the daemon ~1 ms of CPU
+                else:
+                    c.call("octostore/sync", root=root, timeout=900)
+                wall = time.perf_counter() - t
+                src = source()
+                if src.get("warning"):
+                    raise SystemExit(f"daemon sync failed: {src['warning']}")
+                stats = src["remote"]["last_sync_stats"]
+                return {"wall_s": wall, "daemon_cpu_s": daemon.cpu_s() - cpu,
+                        "server_s": stats.get("server_seconds", 0.0),
+                        "worker_start_s": stats.get("worker_start_seconds"),
+                        "requests": stats.get("requests"), "listed": stats.get("listed"),
+                        "sent": stats.get("sent"), "runs": src["runs"],
+                        "mode": stats.get("mode")}
+
+            first = timed(first=True)
+            assert first["runs"] == n and total() == n, (first, total())
+            out["daemon_first_sync"] = first
+            quiet = [timed() for _ in range(reps)]
+            changed = []
+            for _ in range(reps):
+                ids = log_new_runs(helper)
+                row = timed()
+                flt = "attributes.run_id IN (" + ", ".join(f"'{i}'" for i in ids) + ")"
+                got = total(filter=flt)
+                assert got == len(ids), f"the daemon lists {got} of {len(ids)} new runs"
+                changed.append(row)
+            assert all(r["mode"] == "incremental" for r in quiet + changed)
+    finally:
+        daemon.stop()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+    def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"wall_s": med(rows, "wall_s"), "server_s": med(rows, "server_s"),
+                "daemon_cpu_s": med(rows, "daemon_cpu_s"), "requests": rows[-1]["requests"],
+                "listed": rows[-1]["listed"], "sent": rows[-1]["sent"],
+                "all_wall_s": [r["wall_s"] for r in rows]}
+
+    out["daemon_incremental_nothing_changed"] = summary(quiet)
+    out["daemon_incremental_new_runs_and_a_metric"] = summary(changed)
     return out
 
 
@@ -225,6 +318,9 @@ def main() -> None:
                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         figures = asyncio.run(measure(uri, os.path.join(base, "cache"), args.reps, args.new,
                                       helper, worker, args.runs))
+        log("through a daemon")
+        figures.update(measure_daemon(uri, base, args.reps, helper,
+                                      args.runs + args.new * args.reps))
     finally:
         if helper is not None:
             helper.kill()
@@ -261,6 +357,17 @@ def report(f: dict[str, Any], new: int) -> str:
                        (f"incremental_{new}_new_runs_and_a_metric",
                         f"incremental, {new} new runs + 1 metric"),
                        ("listing_sync", "listing (periodic, sends only changes)")):
+        r = f[key]
+        lines.append(f"| {label} | {r['wall_s']:.3f} | {r['server_s']:.3f} |"
+                     f" {r['daemon_cpu_s']:.3f} | {r['requests']} | {r['listed']} | {r['sent']} |")
+    d = f["daemon_first_sync"]
+    lines.append(f"| daemon: first sync, open to every run listed (worker start"
+                 f" {d['worker_start_s'] or 0:.2f} s) | {d['wall_s']:.3f} | {d['server_s']:.3f} |"
+                 f" {d['daemon_cpu_s']:.3f} | {d['requests']} | {d['listed']} | {d['sent']} |")
+    for key, label in (("daemon_incremental_nothing_changed",
+                        "daemon: octostore/sync, nothing changed"),
+                       ("daemon_incremental_new_runs_and_a_metric",
+                        f"daemon: octostore/sync, {new} new runs + 1 metric")):
         r = f[key]
         lines.append(f"| {label} | {r['wall_s']:.3f} | {r['server_s']:.3f} |"
                      f" {r['daemon_cpu_s']:.3f} | {r['requests']} | {r['listed']} | {r['sent']} |")

@@ -14,11 +14,12 @@ import os
 import shutil
 import signal
 import sys
+import time
 from typing import Any
 
 import orjson
 
-from . import cli_commit, cli_logs, cli_reproduce
+from . import cli_commit, cli_logs, cli_remote, cli_reproduce
 from .client import Client, DaemonUnavailable, OctostoreClientError, RequestError, default_root
 from .paths import log_path, socket_path
 
@@ -81,7 +82,11 @@ def cmd_status(c: Client, args: argparse.Namespace) -> int:
     for r in st["roots"]:
         print(f"  {r['root']}: {r['runs']} runs, {r['experiments']} experiments, {r['state']}")
         for s in r["sources"]:
-            print(f"    {s['kind']:6} {s['id']}: {s['runs']} runs" + (" (committed)" if s["committed"] else ""))
+            extra = f", {s['state']}" if s.get("state") else ""
+            if s.get("last_sync"):
+                extra += f", read {max(0.0, time.time() - s['last_sync']):.0f} s ago"
+            print(f"    {s['kind']:6} {s['id']}: {s['runs']} runs" + (" (committed)" if s["committed"] else "")
+                  + extra)
         for w in r["warnings"]:
             print(f"    warning: {w}")
     return 0
@@ -311,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
 COMMANDS = {"status": cmd_status, "experiments": cmd_experiments, "runs": cmd_runs, "run": cmd_run,
             "metrics": cmd_metrics, "artifacts": cmd_artifacts, "watch": cmd_watch}
 
-SUBCOMMANDS: tuple[Any, ...] = (cli_commit, cli_reproduce, cli_logs)
+SUBCOMMANDS: tuple[Any, ...] = (cli_commit, cli_reproduce, cli_logs, cli_remote)
 """Modules adding commands: each has ``add_parsers(sub)`` and ``COMMANDS`` (name -> function
 of a client and the args), and may have ``LOCAL`` (commands that need no daemon)."""
 

@@ -46,6 +46,10 @@ Why it is shaped so:
   inputs, datasets); only ``meta.yaml`` is rewritten.  SQLite runs are
   written from the index record and the full metric histories, as MLflow's
   ``FileStore`` would have written them.
+* **Server runs** (``kind`` "remote") are written like SQLite runs, from histories
+  and artifacts the caller fetched through the server's worker beforehand
+  (:attr:`RunSource.histories`, :attr:`RunSource.artifact_dir`): the export itself
+  never talks to a server, so it stays a pure plan over local files.
 """
 
 from __future__ import annotations
@@ -98,8 +102,12 @@ class RunSource:
 
     run: Run
     kind: str
-    """"file" or "sqlite"."""
+    """"file", "sqlite" or "remote"."""
     experiment: Experiment | None
+    histories: dict[str, list[tuple[int, float, int]]] | None = None
+    """Server runs: every metric's full history, fetched through the server."""
+    artifact_dir: str | None = None
+    """Server runs: the local folder their artifacts were downloaded to (None: none)."""
 
 
 @dataclass(slots=True)
@@ -258,8 +266,11 @@ def export_run(src: RunSource, folders: ExperimentFolders, max_artifact_bytes: i
     if src.kind == "file" and os.path.isdir(run.location):
         _copy_file_store_data(run, folder, exp_id, ex)
     else:
-        _write_record_data(run, folder, exp_id, ex)
-    _artifacts(run, folder, max_artifact_bytes, lfs, ex)
+        _write_record_data(run, folder, exp_id, ex, src.histories)
+    if src.kind == "remote":
+        _artifacts(run, folder, max_artifact_bytes, lfs, ex, src.artifact_dir or "")
+    else:
+        _artifacts(run, folder, max_artifact_bytes, lfs, ex)
     for sub in ("params", "metrics"):
         if not any(f.rel.startswith(f"{folder}/{sub}/") for f in ex.files):
             ex.files.append(FileOut(f"{folder}/{sub}/{KEEP}", b".", mode=MODE_LINK, size=1))
@@ -280,7 +291,8 @@ def _kv_files(folder: str, sub: str, items: dict[str, str], ex: RunExport) -> No
         ex.files.append(FileOut(f"{folder}/{sub}/{key}", value.encode("utf-8")))
 
 
-def _write_record_data(run: Run, folder: str, exp_id: str, ex: RunExport) -> None:
+def _write_record_data(run: Run, folder: str, exp_id: str, ex: RunExport,
+                       histories: dict[str, list[tuple[int, float, int]]] | None = None) -> None:
     from ..sources import sqlitestore
 
     _kv_files(folder, "params", run.params, ex)
@@ -290,7 +302,10 @@ def _write_record_data(run: Run, folder: str, exp_id: str, ex: RunExport) -> Non
             ex.warnings.append(f"run {run.run_id}: metric key {key!r} is not a safe file name; "
                                "left out")
             continue
-        points = sqlitestore.metric_history(run.location, run.run_id, key)
+        if histories is not None:
+            points = histories.get(key, [])
+        else:
+            points = sqlitestore.metric_history(run.location, run.run_id, key)
         ex.files.append(FileOut(f"{folder}/metrics/{key}", _metric_lines(points)))
     for item in run.inputs:
         name, digest = str(item.get("name", "")), str(item.get("digest", ""))
@@ -329,8 +344,13 @@ def _copy_file_store_data(run: Run, folder: str, exp_id: str, ex: RunExport) -> 
                                         src=dfull, size=os.path.getsize(dfull)))
 
 
-def _artifacts(run: Run, folder: str, limit: int, lfs: bool, ex: RunExport) -> None:
-    base = source_artifact_dir(run)
+def _artifacts(run: Run, folder: str, limit: int, lfs: bool, ex: RunExport,
+               downloaded: str | None = None) -> None:
+    """``downloaded``: where a server run's artifacts were fetched ("" when it has none)."""
+    base = source_artifact_dir(run) if downloaded is None else (
+        downloaded if downloaded and os.path.isdir(downloaded) else None)
+    if downloaded is not None and base is None:
+        return
     if base is None:
         uri = run.artifact_uri
         if uri and not uri.startswith(("file:", "/")):

@@ -7,21 +7,39 @@ Disk reads happen in a worker thread and produce fresh records; applying them
 is a few dict assignments on the loop, so handlers always see a consistent
 index without locks.  Bursts coalesce: everything queued while a batch is
 read is applied as the next single batch (one clock tick, one notification).
+
+A tracking server (a ``remote`` store) is polled by its
+:class:`~octostored.sources.remote.RemoteSource`, whose poll loop puts each scan on
+the same queue; the updater keeps the server's runs as of the last applied scan
+(``StoreState.server_runs``) and applies a full scan with replace, an incremental
+one as a merge.  A failing server is a standing note on the index (``notes``) while
+every local store keeps serving.  The cursor of the last applied scan is saved in a
+small sidecar file beside the snapshot (:func:`save_remote_cursors`), written after
+the snapshot from cursors taken before it, so a restarted daemon resumes with an
+incremental sync and never trusts a cursor newer than the runs it restored.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import dataclasses
 import gc
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
 
 from ..model import Experiment, Run
 from ..sources import filestore
-from ..sources.discover import COMMITTED_STORE, StoreRef, discover
+from ..sources.discover import COMMITTED_STORE, CONFIG_FILES, StoreRef, config_signature, discover
+from ..sources.remote import RemoteCursor, RemoteError, RemoteScan, RemoteSource, \
+    env_seconds, policy_from_env
 from .history import HistoryCache
 from .snapshot import load_snapshot, save_snapshot
 from .state import Changes, RootIndex, SourceInfo, experiment_key, merge_runs
@@ -30,6 +48,9 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT_INTERVAL = 30.0
 """Seconds between snapshot writes while changes keep coming (a write re-packs the index)."""
+REMOTE_SYNC_WAIT = 45.0
+"""Longest :meth:`Root.sync` waits for a server's sync (``OCTOSTORE_REMOTE_SYNC_WAIT``); a
+slower server is still syncing afterwards and its status says so."""
 
 
 @dataclass
@@ -40,7 +61,43 @@ class StoreState:
     cursor: object = None
     """SQLite stores: the reader's change cursor."""
     warnings: list[str] = field(default_factory=list)
-    """SQLite stores: the warnings of the last read that learned something (schema, ...)."""
+    """SQLite stores: the warnings of the last read that learned something (schema, ...).
+    Servers: the warnings of the last scan."""
+    last_read: float | None = None
+    """Wall clock of the last read of the store (a server: of the last applied scan)."""
+    remote: RemoteSource | None = None
+    """Servers: the source, its worker and its poll loop."""
+    remote_key: tuple[Any, ...] = ()
+    """Servers: (URI, env) the source was made with; a change makes a new source."""
+    server_runs: dict[str, Run] = field(default_factory=dict)
+    """Servers: their runs as of the last applied scan (the index holds merged copies)."""
+    server_exps: list[Experiment] = field(default_factory=list)
+    applied_cursor: RemoteCursor | None = None
+    """Servers: the cursor of the last applied scan (what the sidecar file keeps)."""
+
+
+class _RootHistory(HistoryCache):
+    """Local histories as :class:`HistoryCache` reads them; a server's through its source
+    (which caches them until a sync shows the metric's latest value changed)."""
+
+    def __init__(self, root: Root) -> None:
+        super().__init__()
+        self._root = root
+
+    def get(self, run: Run, key: str, store_kind: str) -> tuple[list[Any], list[str]]:
+        if store_kind != "remote":
+            return super().get(run, key, store_kind)
+        st = self._root.stores.get(run.source)
+        src = st.remote if st is not None else None
+        if src is None:
+            return [], [f"the MLflow server {run.source} is no longer a source of this root"]
+        try:
+            return src.metric_history_threadsafe(run.run_id, key), []
+        except RemoteError as exc:
+            return [], [str(exc)]
+        except concurrent.futures.TimeoutError:
+            return [], [f"the MLflow server {run.source} did not send the history of {key!r}"
+                        " in time; try again"]
 
 
 class Root:
@@ -56,7 +113,7 @@ class Root:
         self.cache_dir = cache_dir
         self.on_change = on_change
         self.stores: dict[str, StoreState] = {}
-        self.history = HistoryCache()
+        self.history: HistoryCache = _RootHistory(self)
         self.queue: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
         self.ready = asyncio.Event()
         self.last_used = time.monotonic()
@@ -64,6 +121,10 @@ class Root:
         self._watcher: object | None = None
         self._snapshot_due = 0.0
         self._dirty = False
+        self._scanned = asyncio.Event()
+        """Set once the first full scan is done (servers' sources are started by it)."""
+        self._config: tuple[Any, ...] = ()
+        """What the configuration said at the last discovery (see ``config_signature``)."""
 
     # -- lifecycle ----------------------------------------------------------------------
     async def open(self) -> None:
@@ -78,12 +139,32 @@ class Root:
                 await self._task
             except (asyncio.CancelledError, Exception):
                 pass
+        for st in list(self.stores.values()):
+            await self._stop_remote(st)
         if self._dirty:
             await asyncio.to_thread(self._save_snapshot)
 
-    async def sync(self) -> None:
-        """Return once every change on disk before this call is in the index."""
+    async def sync(self, remote: bool = True) -> None:
+        """Return once every change on disk before this call is in the index.
+
+        With ``remote`` (the default) each server is asked for a sync first, and waited for
+        up to ``OCTOSTORE_REMOTE_SYNC_WAIT`` seconds (a failed sync is a note, not an error).
+        """
         await self.ready.wait()
+        if remote:
+            await self._scanned.wait()
+            if await asyncio.to_thread(config_signature, self.path) != self._config:
+                await self._verify()  # a server named since the last discovery: start it
+            futs = [st.remote.request_sync() for st in list(self.stores.values())
+                    if st.remote is not None and st.remote._poll_task is not None]
+            if futs:
+                wait = env_seconds("OCTOSTORE_REMOTE_SYNC_WAIT", REMOTE_SYNC_WAIT)
+                done, pending = await asyncio.wait(futs, timeout=wait)
+                for f in pending:
+                    f.cancel()
+        await self._verify()
+
+    async def _verify(self) -> None:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         await self.queue.put(("verify", fut))
         await fut
@@ -100,6 +181,8 @@ class Root:
             for sid, st in self.stores.items():  # answer with the snapshot's sources at once
                 self.index.sources.setdefault(
                     sid, SourceInfo(sid, st.ref.kind, st.ref.path, st.ref.committed))
+                if st.ref.kind == "remote":
+                    self._restore_server_runs(st)
             self.index._count_sources()
             # Start watching before the scan: changes during the scan are then queued, not lost.
             self._watcher = RootWatcher(self)
@@ -117,6 +200,7 @@ class Root:
             self.index.notes["updater"] = f"indexing failed: {exc}; see `octostore daemon logs`"
             self.index.state = "failed"
             self.ready.set()
+        self._scanned.set()
         while True:
             kind, payload = await self.queue.get()
             items = [(kind, payload)]
@@ -134,6 +218,9 @@ class Root:
                 self.index.notes["updater"] = f"an update failed: {exc}; the next change retries"
 
     async def _process(self, items: list[tuple[str, object]]) -> None:
+        scans = [p for k, p in items if k == "remote"]
+        if scans:  # before a full scan of the same batch, which then includes them
+            self._apply_remote(scans)  # type: ignore[arg-type]
         waiters = [p for k, p in items if k == "verify"]
         paths: set[str] = set()
         for k, p in items:
@@ -156,33 +243,47 @@ class Root:
                 if not fut.done():  # type: ignore[attr-defined]
                     fut.set_result(None)  # type: ignore[attr-defined]
 
-    async def _full_scan(self) -> None:
+    async def _full_scan(self, environment: bool = False, git: bool = False) -> None:
+        self._config = await asyncio.to_thread(config_signature, self.path)
         refs, warnings = await asyncio.to_thread(discover, self.path)
         known = {r.id for r in refs}
         for sid in list(self.stores):
             if sid not in known:
-                del self.stores[sid]
+                await self._stop_remote(self.stores.pop(sid))
                 self.index.sources.pop(sid, None)
+                self.index.notes.pop(_note_key(sid), None)
         for ref in refs:
             if ref.id not in self.stores or self.stores[ref.id].ref.kind != ref.kind:
+                old = self.stores.get(ref.id)
+                if old is not None:
+                    await self._stop_remote(old)
                 self.stores[ref.id] = StoreState(ref)
             self.stores[ref.id].ref = ref
             if ref.id not in self.index.sources:
                 self.index.sources[ref.id] = SourceInfo(ref.id, ref.kind, ref.path, ref.committed)
+            if ref.kind == "remote":
+                self.index.sources[ref.id].watching = "off"  # polled by its source instead
         if self._watcher is not None:
             await self._watcher.update_paths()  # type: ignore[attr-defined]
         results = await asyncio.to_thread(self._read_all)
         runs: dict[str, Run] = {}
         exps: dict[str, Experiment] = {}
+        now = time.time()
         for sid, (store_runs, store_exps, store_warnings) in results.items():
             self.index.sources[sid].warnings = store_warnings
             self._merge_into(runs, exps, store_runs, store_exps)
+            if self.stores[sid].ref.kind != "remote":
+                self.stores[sid].last_read = now
         self.index.warnings = warnings
         vanished = set(self.index.sources) | {
             s for r in self.index.runs.values() for s in r.sources
         }
-        changes = self.index.apply(runs, exps, replace_sources=vanished)
+        changes = self.index.apply(runs, exps, replace_sources=vanished,
+                                   environment=environment, git=git)
         self._changed(changes)
+        for st in list(self.stores.values()):
+            if st.ref.kind == "remote":
+                await self._start_remote(st)
 
     def _merge_into(
         self,
@@ -224,6 +325,9 @@ class Root:
 
     def _read_store(self, st: StoreState) -> tuple[list[Run], list[Experiment], list[str]]:
         ref = st.ref
+        if ref.kind == "remote":  # what the last applied scan brought (the poll loop reads)
+            return self._server_copies(st, st.server_runs.values()), list(st.server_exps), \
+                list(st.warnings)
         if ref.kind == "file":
             scan = filestore.scan_store(ref.path, ref.id, st.runs, reuse=self._reusable(ref.id))
             st.runs = scan.states
@@ -268,7 +372,12 @@ class Root:
     async def _apply_paths(self, paths: set[str]) -> None:
         plan = self._plan(paths)
         if plan is None:
-            await self._full_scan()
+            from ..envfiles import is_env_file
+
+            rels = [os.path.relpath(p, self.path) for p in paths]
+            await self._full_scan(
+                environment=any(is_env_file(r) for r in rels),
+                git=any(r == ".git" or r.startswith(".git" + os.sep) for r in rels))
             return
         run_dirs, sqlite_ids, env, git = plan
         runs: dict[str, Run] = {}
@@ -309,8 +418,13 @@ class Root:
             if rel_root.startswith(".git" + os.sep) or rel_root == ".git":
                 git = True
                 continue
+            if (rel_root in CONFIG_FILES or rel_root == ".octostore") and (
+                    config_signature(self.path) != self._config):
+                return None  # the configuration names other stores or servers
             for sid, st in self.stores.items():
                 ref = st.ref
+                if ref.kind == "remote":
+                    continue
                 if ref.kind == "sqlite":
                     if path.startswith(ref.path):
                         sqlite_ids.add(sid)
@@ -345,6 +459,7 @@ class Root:
         out: dict[str, tuple[list[Run], list[Experiment], bool]] = {}
         for sid, dirs in run_dirs.items():
             st = self.stores[sid]
+            st.last_read = time.time()
             runs: list[Run] = []
             exps: list[Experiment] = []
             for run_dir in dirs:
@@ -365,6 +480,7 @@ class Root:
                 exps.append(exp)
             out[sid] = (runs, exps, False)
         for sid in sqlite_ids:
+            self.stores[sid].last_read = time.time()
             runs_, exps_, _ = self._read_store(self.stores[sid])
             for r in runs_:
                 self.history.invalidate_run(r.run_id)
@@ -389,8 +505,13 @@ class Root:
         return os.path.join(self.cache_dir, f"root-{digest}.msgpack")
 
     def _save_snapshot(self) -> None:
+        # The cursors first: one taken before the index is packed is never newer than it
+        # (the updater sets ``applied_cursor`` after applying its scan).
+        cursors = {sid: st.applied_cursor for sid, st in list(self.stores.items())
+                   if st.ref.kind == "remote" and st.applied_cursor is not None}
         try:
             save_snapshot(self.snapshot_path(), self.index, self.stores)
+            save_remote_cursors(self.remote_cursor_path(), self.path, cursors)
             self._dirty = False
             self.index.notes.pop("snapshot", None)
         except OSError as exc:
@@ -399,4 +520,156 @@ class Root:
                 "everything still works, but a restart will re-read the stores")
 
     def _load_snapshot(self) -> bool:
-        return load_snapshot(self.snapshot_path(), self.index, self.stores, StoreState)
+        loaded = load_snapshot(self.snapshot_path(), self.index, self.stores, StoreState)
+        if loaded:
+            cursors = load_remote_cursors(self.remote_cursor_path(), self.path)
+            for sid, st in self.stores.items():
+                cur = cursors.get(sid)
+                if st.ref.kind == "remote" and cur is not None and cur.where == sid:
+                    st.applied_cursor = cur
+        return loaded
+
+    def remote_cursor_path(self) -> str:
+        return self.snapshot_path().removesuffix(".msgpack") + ".remote.json"
+
+    # -- servers ------------------------------------------------------------------------------
+    async def _start_remote(self, st: StoreState) -> None:
+        """Make (or, when its URI or credentials changed, remake) a server's source and start
+        its poll loop; the first scan arrives on the queue."""
+        key = (st.ref.uri, st.ref.env)
+        if st.remote is not None and st.remote_key == key:
+            return
+        await self._stop_remote(st)
+        sid = st.ref.id
+        folder = os.path.join(self.cache_dir, "remote", _digest(self.path + "\0" + sid))
+        src = RemoteSource(st.ref.uri or sid, sid, folder, env=dict(st.ref.env),
+                           policy=policy_from_env(), cursor=st.applied_cursor,
+                           timeout=env_seconds("OCTOSTORE_REMOTE_TIMEOUT", 60.0))
+        st.remote, st.remote_key = src, key
+
+        def deliver(scan: RemoteScan) -> None:
+            self.queue.put_nowait(("remote", (sid, src, scan)))
+
+        src.start(deliver)
+        log.info("root %s: reading the MLflow server %s", self.path, sid)
+
+    async def _stop_remote(self, st: StoreState) -> None:
+        src, st.remote, st.remote_key = st.remote, None, ()
+        if src is not None:
+            await src.close()
+
+    def _restore_server_runs(self, st: StoreState) -> None:
+        """A server's runs and experiments as the snapshot holds them (its sidecar cursor
+        then resumes syncing from there)."""
+        sid = st.ref.id
+        st.server_runs = {rid: self._server_copies(st, [r])[0]
+                          for rid, r in self.index.runs.items() if sid in r.sources}
+        st.server_exps = [e for e in self.index.experiments.values() if e.source == sid]
+
+    @staticmethod
+    def _server_copies(st: StoreState, runs: Any) -> list[Run]:
+        """Copies the index may stamp and merge (the kept records stay as the server sent)."""
+        out = []
+        for r in runs:
+            c = dataclasses.replace(r)
+            c.source = st.ref.id
+            c.sources = [st.ref.id]
+            c.committed = False
+            out.append(c)
+        return out
+
+    def _apply_remote(self, scans: list[tuple[str, RemoteSource, RemoteScan]]) -> None:
+        """Bring the index up to each server scan: a full one replaces the server's runs, an
+        incremental one is merged (with a replace when runs or experiments went away)."""
+        for sid, src, scan in scans:
+            st = self.stores.get(sid)
+            if st is None or st.remote is not src:
+                continue  # the store was removed or remade meanwhile
+            st.warnings = list(scan.warnings)
+            info = self.index.sources.get(sid)
+            if info is not None:
+                info.warnings = list(scan.warnings)
+            if not scan.ok:
+                self.index.notes[_note_key(sid)] = scan.warnings[-1] if scan.warnings else (
+                    f"the MLflow server {sid} could not be read")
+                continue
+            self.index.notes.pop(_note_key(sid), None)
+            old_exps = {e.experiment_id for e in st.server_exps}
+            scan.apply_to(st.server_runs)
+            st.server_exps = list(scan.experiments)
+            replace = scan.full or bool(scan.removed) or bool(
+                old_exps - {e.experiment_id for e in st.server_exps})
+            changed = st.server_runs.values() if replace else scan.runs
+            runs: dict[str, Run] = {}
+            exps: dict[str, Experiment] = {}
+            self._merge_into(runs, exps, self._server_copies(st, changed), st.server_exps)
+            changes = self.index.apply(runs, exps, {sid} if replace else None)
+            st.applied_cursor = scan.cursor
+            st.last_read = time.time()
+            self._changed(changes)
+
+    def source_status(self, sid: str) -> dict[str, Any]:
+        """Last read, state and first warning of one source (for ``octostore/status``)."""
+        st = self.stores.get(sid)
+        info = self.index.sources.get(sid)
+        warnings = (info.warnings + info.watch_warnings) if info is not None else []
+        out: dict[str, Any] = {"last_sync": st.last_read if st is not None else None,
+                               "warning": self.index.notes.get(_note_key(sid))
+                               or (warnings[0] if warnings else None)}
+        if st is not None and st.remote is not None:
+            rs = st.remote.status()
+            rs.pop("worker_pid", None)
+            out.update(state=rs["state"], remote=rs)
+            if rs["last_sync"] is not None:
+                out["last_sync"] = rs["last_sync"]
+        return out
+
+
+def _note_key(sid: str) -> str:
+    return f"remote {sid}"
+
+
+def _digest(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def save_remote_cursors(path: str, root: str, cursors: dict[str, RemoteCursor]) -> None:
+    """The servers' cursors beside the snapshot, atomically (temp file, fsync, rename)."""
+    if not cursors and not os.path.exists(path):
+        return
+    blob = orjson.dumps({"format": 1, "root": root,
+                         "cursors": {sid: c.to_row() for sid, c in cursors.items()}})
+    folder = os.path.dirname(path)
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".snap-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(blob)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def load_remote_cursors(path: str, root: str) -> dict[str, RemoteCursor]:
+    """The cursors :func:`save_remote_cursors` wrote for ``root`` (none when unreadable)."""
+    try:
+        with open(path, "rb") as f:
+            data = orjson.loads(f.read())
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+    if not isinstance(data, dict) or data.get("format") != 1 or data.get("root") != root:
+        return {}
+    out = {}
+    for sid, row in (data.get("cursors") or {}).items():
+        cur = RemoteCursor.from_row(row)
+        if cur is not None:
+            out[sid] = cur
+    return out

@@ -10,16 +10,24 @@ A root is a git work tree or any folder.  Its stores are:
 * SQLite stores: ``mlflow.db`` and ``mlruns.db`` at the root or one level down;
 * whatever ``[tool.octostore]`` in ``pyproject.toml`` / ``octostore.toml`` names
   (``stores = ["path", ...]``) and the root's ``MLFLOW_TRACKING_URI`` when it is
-  set in a ``.env`` file and names one of those kinds.
+  set in a ``.env`` file and names one of those kinds;
+* remote MLflow tracking servers (``http://``, ``https://``) named there or in
+  ``.octostore/remotes.toml`` (``remotes = [...]``, written by ``octostore remote add``).
+  A server is one source however often it is named; its id is the URI without user
+  info, query or fragment (:func:`~octostored.sources.remote.scrub_uri`), and the
+  raw URI and the root's ``.env`` credentials ride along only in fields that are
+  never printed (``uri``, ``env``).
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from .filestore import is_file_store
+from .remote import is_remote_uri, scrub_uri
 
 SKIP_DIRS = {
     "node_modules", "site-packages", "__pycache__", "venv", "env", "build", "dist",
@@ -30,18 +38,32 @@ MAX_DEPTH = 4
 SQLITE_NAMES = ("mlflow.db", "mlruns.db")
 COMMITTED_STORE = os.path.join(".octostore", "runs")
 """Where ``octostore commit`` keeps exported runs (not ``./mlruns``: see DESIGN.md)."""
+REMOTES_FILE = os.path.join(".octostore", "remotes.toml")
+"""The servers ``octostore remote add`` names (``remotes = ["https://...", ...]``)."""
+CONFIG_FILES = ("pyproject.toml", "octostore.toml", ".env", REMOTES_FILE)
+"""Root-relative files whose change can add or remove a source."""
+REMOTE_ENV = (
+    "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN",
+    "MLFLOW_TRACKING_INSECURE_TLS", "MLFLOW_TRACKING_SERVER_CERT_PATH",
+    "MLFLOW_TRACKING_CLIENT_CERT_PATH", "MLFLOW_TRACKING_AWS_SIGV4", "MLFLOW_TRACKING_AUTH",
+)
+"""Variables of the root's ``.env`` handed to a server's worker (they win over the daemon's)."""
 
 
 @dataclass(frozen=True, slots=True)
 class StoreRef:
     kind: str
-    """"file" or "sqlite"."""
+    """"file", "sqlite" or "remote"."""
     path: str
-    """Absolute path of the folder or database file."""
+    """Absolute path of the folder or database file; a server's scrubbed URI."""
     id: str
-    """Path relative to the root: names the store in answers and warnings."""
+    """Path relative to the root (a server: its scrubbed URI): names the store in answers."""
     committed: bool = False
     """True for octostore's committed-runs store."""
+    uri: str = field(default="", repr=False, compare=False)
+    """A server's URI as configured (it may hold ``user:password@``): never print it."""
+    env: tuple[tuple[str, str], ...] = field(default=(), repr=False, compare=False)
+    """A server's credentials and TLS variables from the root's ``.env``: never print them."""
 
 
 def discover(root: str) -> tuple[list[StoreRef], list[str]]:
@@ -74,7 +96,87 @@ def discover(root: str) -> tuple[list[StoreRef], list[str]]:
             add("file", path)
         elif not os.path.exists(path):
             warnings.append(f"configured store {uri} does not exist yet")
-    return sorted(found.values(), key=lambda s: (not s.committed, s.id)), warnings
+    remotes = remote_stores(root, warnings)
+    # Local stores first (committed first among them), servers last: a server's experiment
+    # ids then never take the plain keys away from the repo's own experiments.
+    local = sorted(found.values(), key=lambda s: (not s.committed, s.id))
+    return local + remotes, warnings
+
+
+def remote_stores(root: str, warnings: list[str]) -> list[StoreRef]:
+    """The tracking servers ``root`` names, one per server (by scrubbed URI).
+
+    When a server is named twice, the URI that carries user info wins (it is how the user
+    authenticates); the root's ``.env`` credentials go with every server of the root.
+    """
+    env = tuple(sorted((k, v) for k, v in read_dotenv(root).items() if k in REMOTE_ENV))
+    found: dict[str, StoreRef] = {}
+    # (configured_stores' own warnings are discover's to give, once)
+    for uri in [*configured_stores(root, []), *configured_remotes(root, warnings)]:
+        uri = uri.strip()
+        if not is_remote_uri(uri):
+            continue
+        sid = scrub_uri(uri)
+        if sid == "<unparsable URI>" or "://" not in sid or sid.endswith("://"):
+            warnings.append(f"configured server {sid} is not a URI octostore can read")
+            continue
+        prev = found.get(sid)
+        if prev is None or ("@" in uri.split("://", 1)[1].split("/", 1)[0]
+                            and "@" not in prev.uri.split("://", 1)[1].split("/", 1)[0]):
+            found[sid] = StoreRef("remote", sid, sid, uri=uri, env=env)
+    return sorted(found.values(), key=lambda s: s.id)
+
+
+def config_signature(root: str) -> tuple[Any, ...]:
+    """What the root's configuration says about its stores and servers: when this changes,
+    discovery must run again (in memory only: it may hold credentials)."""
+    env = read_dotenv(root)
+    return (tuple(configured_stores(root, [])), tuple(configured_remotes(root, [])),
+            tuple(sorted((k, v) for k, v in env.items() if k in REMOTE_ENV)))
+
+
+def configured_remotes(root: str, warnings: list[str]) -> list[str]:
+    """The URIs of ``.octostore/remotes.toml`` (``remotes = [...]``)."""
+    path = os.path.join(root, REMOTES_FILE)
+    if not os.path.isfile(path):
+        return []
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        warnings.append(f"{REMOTES_FILE}: cannot read it ({exc}); fix or remove it, or use "
+                        "`octostore remote add/remove`")
+        return []
+    remotes = data.get("remotes", [])
+    if not isinstance(remotes, list):
+        warnings.append(f"{REMOTES_FILE}: 'remotes' must be a list of URIs")
+        return []
+    return [str(u) for u in remotes if isinstance(u, str)]
+
+
+def read_dotenv(root: str) -> dict[str, str]:
+    """``KEY=value`` lines of the root's ``.env`` (``export``, quotes and comments allowed)."""
+    out: dict[str, str] = {}
+    path = os.path.join(root, ".env")
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        key = key.strip().removeprefix("export ").strip()
+        value = value.strip()
+        if value[:1] in ("'", '"') and value.endswith(value[0]) and len(value) >= 2:
+            value = value[1:-1]
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        if key:
+            out[key] = value
+    return out
 
 
 def uri_to_path(uri: str, root: str) -> str | None:
@@ -104,16 +206,9 @@ def configured_stores(root: str, warnings: list[str]) -> list[str]:
         stores = section.get("stores", []) if isinstance(section, dict) else []
         if isinstance(stores, list):
             uris.extend(str(s) for s in stores)
-    env = os.path.join(root, ".env")
-    if os.path.isfile(env):
-        try:
-            with open(env, encoding="utf-8", errors="replace") as f:
-                for line in f:
-                    key, _, value = line.strip().partition("=")
-                    if key.strip().removeprefix("export ").strip() == "MLFLOW_TRACKING_URI":
-                        uris.append(value.strip().strip("'\""))
-        except OSError:
-            pass
+    uri = read_dotenv(root).get("MLFLOW_TRACKING_URI")
+    if uri:
+        uris.append(uri)
     return uris
 
 

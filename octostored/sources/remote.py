@@ -288,6 +288,28 @@ class SyncPolicy:
         return now - cursor.last_listing >= wait
 
 
+def env_seconds(name: str, default: float, env: Mapping[str, str] | None = None) -> float:
+    """A positive number of seconds from the environment (``default`` when unset or bad)."""
+    raw = (os.environ if env is None else env).get(name, "")
+    try:
+        value = float(raw)
+    except ValueError:
+        return default
+    return value if value > 0 and value == value else default
+
+
+def policy_from_env(env: Mapping[str, str] | None = None) -> SyncPolicy:
+    """The daemon's :class:`SyncPolicy`: the defaults, or ``OCTOSTORE_REMOTE_INTERVAL``,
+    ``OCTOSTORE_REMOTE_MAX_DELAY`` and ``OCTOSTORE_REMOTE_LISTING_INTERVAL`` (seconds; for
+    tests and for servers that want to be asked less often)."""
+    p = SyncPolicy()
+    p.interval = env_seconds("OCTOSTORE_REMOTE_INTERVAL", p.interval, env)
+    p.max_delay = max(p.interval, env_seconds("OCTOSTORE_REMOTE_MAX_DELAY", p.max_delay, env))
+    p.listing_interval = env_seconds("OCTOSTORE_REMOTE_LISTING_INTERVAL", p.listing_interval,
+                                     env)
+    return p
+
+
 # -- the worker process ------------------------------------------------------------------------
 
 class _Pending:
@@ -516,6 +538,8 @@ class RemoteSource:
         """Wall clock of the last successful sync."""
         self.last_error: str = ""
         self.last_scan_stats: dict[str, Any] = {}
+        self.syncs_by_mode: dict[str, int] = {"full": 0, "list": 0, "incremental": 0}
+        """Successful syncs of this source object, by mode (a resumed cursor: no "full")."""
         self.syncing = False
         # poll loop
         self._poll_task: asyncio.Task[None] | None = None
@@ -599,6 +623,7 @@ class RemoteSource:
         self.last_ok = time.time()
         self.last_error = ""
         self.last_scan_stats = scan.stats
+        self.syncs_by_mode[mode] = self.syncs_by_mode.get(mode, 0) + 1
         scan.warnings = [self.scrub(w) for w in [*self._notes, *scan.warnings]]
         self._notes.clear()
         return scan
@@ -898,6 +923,7 @@ class RemoteSource:
             else max(0.0, round(self.next_sync_at - time.time(), 1)),
             "runs": len(self.cursor.digests) if self.cursor else 0,
             "last_sync_stats": self.last_scan_stats,
+            "syncs": dict(self.syncs_by_mode),
             "worker_pid": self.worker_pid,
         }
 

@@ -12,12 +12,23 @@ Params: ``root``, ``run_ids`` (ids or prefixes; default: every run not yet
 committed), ``experiment`` (names or ids), ``message``, ``dry_run``,
 ``push``, ``max_artifact_mb`` (default ``[tool.octostore.commit]`` or 10),
 ``gitignore_db`` (add the SQLite stores to ``.gitignore``).
+
+Runs of a tracking server (a ``remote`` source) are committed when named, by id or
+by experiment; the default "every run not committed yet" leaves them out (a shared
+server holds the whole team's runs) and the reply counts them in
+``remote_not_selected``.  Before the export, their metric histories are fetched and
+their artifacts downloaded (into a temp folder of the daemon's cache, removed after)
+through the server's worker, on the event loop; a run whose data cannot be fetched
+is skipped with the server's reason.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
+import shutil
+import tempfile
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +39,11 @@ from ..params import Params
 if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
 
+    from ...gitops.export import RunSource
+    from ...index.root import Root
+    from ...model import Run
     from ..server import Daemon
+
 
 class CommitRefused(OctostoreError):
     """The repo cannot take a commit now (not a repo, a merge in progress, another commit)."""
@@ -45,11 +60,8 @@ class GitFailed(OctostoreError):
 def register(ls: LanguageServer, daemon: Daemon) -> None:
     @ls.feature("octostore/commit")
     async def commit(ls: LanguageServer, params: Any) -> dict[str, Any]:
-        from ...gitops import git
-        from ...gitops.commit import Busy, CommitRequest
-        from ...gitops.commit import commit as run_commit
         from ...gitops.export import RunSource
-        from ...gitops.plan import SelectionError, max_artifact_bytes, select_runs
+        from ...gitops.plan import SelectionError, select_runs
 
         p = Params("octostore/commit", params)
         root = await daemon.root(p.str("root", required=True))
@@ -65,8 +77,15 @@ def register(ls: LanguageServer, daemon: Daemon) -> None:
                                  "fix the request's params")
         await root.sync()
         idx = root.index
+        candidates = list(idx.runs.values())
+        remote_not_selected = 0
+        if not run_ids and not experiment:  # a shared server's runs only when named
+            local = [r for r in candidates if not _server_only(root, r)]
+            remote_not_selected = sum(1 for r in candidates if not r.committed) - sum(
+                1 for r in local if not r.committed)
+            candidates = local
         try:
-            sel = select_runs(list(idx.runs.values()), idx.experiments, run_ids, experiment)
+            sel = select_runs(candidates, idx.experiments, run_ids, experiment)
         except SelectionError as exc:
             cls = ExperimentNotFound if "experiment" in exc.message else RunNotFound
             raise cls(exc.message, exc.remedy) from None
@@ -76,35 +95,104 @@ def register(ls: LanguageServer, daemon: Daemon) -> None:
             exp = idx.experiments.get(run.experiment_key or run.experiment_id)
             sources.append(RunSource(dataclasses.replace(run), info.kind if info else "file",
                                      dataclasses.replace(exp) if exp else None))
-        req = CommitRequest(
-            root=root.path, sources=sources, skipped=sel.skipped,
-            already_committed=sel.already_committed, message=user_message, dry_run=dry_run,
-            push=push, max_artifact_bytes=max_artifact_bytes(root.path, max_mb),
-            gitignore_db=gitignore_db,
-            sqlite_stores=[s.path for s in idx.sources.values() if s.kind == "sqlite"])
-        job = f"commit-{uuid.uuid4().hex[:8]}"
-        loop = asyncio.get_running_loop()
-
-        def progress(phase: str, text: str) -> None:
-            payload = {"job": job, "kind": "commit", "root": root.path, "phase": phase,
-                       "message": text}
-            loop.call_soon_threadsafe(_notify, ls, payload)
-
+        downloads = os.path.join(root.cache_dir, "remote-artifacts")
+        temp: list[str] = []
         try:
-            result = await asyncio.to_thread(run_commit, req, progress)
-        except (git.NotARepo, git.RepoBusy, Busy) as exc:
-            raise CommitRefused(exc.message, exc.remedy) from None
-        except git.GitError as exc:
-            raise GitFailed(exc.message, exc.remedy) from None
+            return await _commit(ls, root, sources, sel, user_message, dry_run, push,
+                                 gitignore_db, max_mb, remote_not_selected, downloads, temp)
+        finally:
+            for folder in temp:
+                await asyncio.to_thread(shutil.rmtree, folder, True)
+
+
+async def _commit(ls: LanguageServer, root: Root, sources: list[RunSource], sel: Any,
+                  user_message: str | None, dry_run: bool, push: bool, gitignore_db: bool,
+                  max_mb: float | None, remote_not_selected: int, downloads: str,
+                  temp: list[str]) -> dict[str, Any]:
+    from ...gitops import git
+    from ...gitops.commit import Busy, CommitRequest
+    from ...gitops.commit import commit as run_commit
+    from ...gitops.plan import max_artifact_bytes
+
+    idx = root.index
+    job = f"commit-{uuid.uuid4().hex[:8]}"
+    loop = asyncio.get_running_loop()
+
+    def progress(phase: str, text: str) -> None:
+        payload = {"job": job, "kind": "commit", "root": root.path, "phase": phase,
+                   "message": text}
+        loop.call_soon_threadsafe(_notify, ls, payload)
+
+    n_remote = sum(1 for src in sources if src.kind == "remote")
+    if n_remote:
+        progress("fetch", f"fetching {n_remote} run(s) from their MLflow server")
+        sources = await _fetch_server_runs(root, sources, sel.skipped, downloads, temp)
+    req = CommitRequest(
+        root=root.path, sources=sources, skipped=sel.skipped,
+        already_committed=sel.already_committed, message=user_message, dry_run=dry_run,
+        push=push, max_artifact_bytes=max_artifact_bytes(root.path, max_mb),
+        gitignore_db=gitignore_db,
+        sqlite_stores=[s.path for s in idx.sources.values() if s.kind == "sqlite"])
+    try:
+        result = await asyncio.to_thread(run_commit, req, progress)
+    except (git.NotARepo, git.RepoBusy, Busy) as exc:
+        raise CommitRefused(exc.message, exc.remedy) from None
+    except git.GitError as exc:
+        raise GitFailed(exc.message, exc.remedy) from None
+    except OSError as exc:
+        raise GitFailed(f"cannot write the commit ({exc.strerror}: {exc.filename})",
+                        "fix the file's permissions or free some space; your repo was "
+                        "not changed") from None
+    if result["committed"] or result["recovered"] or result["gitignore"]["added"]:
+        await root.sync(remote=False)
+    result["job"] = job
+    result["clock"] = root.index.clock
+    result["remote_not_selected"] = remote_not_selected
+    return result
+
+
+def _server_only(root: Root, run: Run) -> bool:
+    """True for a run found only on tracking servers (not in any store of the repo)."""
+    return all((info := root.index.sources.get(s)) is not None and info.kind == "remote"
+               for s in run.sources) and bool(run.sources)
+
+
+async def _fetch_server_runs(root: Root, sources: list[RunSource], skipped: list[dict[str, str]],
+                             downloads: str, temp: list[str]) -> list[RunSource]:
+    """Fetch what the export of each server run needs (histories, artifacts) through its
+    source; a run whose server fails is skipped with the server's reason."""
+    from ...sources.remote import RemoteError
+
+    kept = []
+    for src in sources:
+        if src.kind != "remote":
+            kept.append(src)
+            continue
+        run = src.run
+        st = root.stores.get(run.source)
+        remote = st.remote if st is not None else None
+        if remote is None:
+            skipped.append({"run_id": run.run_id, "reason": f"the MLflow server {run.source} "
+                            "is no longer a source of this repo"})
+            continue
+        try:
+            src.histories = {key: await remote.metric_history(run.run_id, key)
+                             for key in sorted(run.metrics)}
+            await asyncio.to_thread(os.makedirs, downloads, 0o700, True)
+            dest = await asyncio.to_thread(tempfile.mkdtemp, "", f"{run.run_id[:12]}-",
+                                           downloads)
+            temp.append(dest)
+            src.artifact_dir = await remote.download_artifacts(run.run_id, dest)
+        except RemoteError as exc:
+            skipped.append({"run_id": run.run_id,
+                            "reason": f"its data could not be fetched ({exc})"})
+            continue
         except OSError as exc:
-            raise GitFailed(f"cannot write the commit ({exc.strerror}: {exc.filename})",
-                            "fix the file's permissions or free some space; your repo was "
-                            "not changed") from None
-        if result["committed"] or result["recovered"] or result["gitignore"]["added"]:
-            await root.sync()
-        result["job"] = job
-        result["clock"] = root.index.clock
-        return result
+            skipped.append({"run_id": run.run_id, "reason": "its artifacts could not be "
+                            f"downloaded ({exc.strerror}: {exc.filename})"})
+            continue
+        kept.append(src)
+    return kept
 
 
 def _notify(ls: LanguageServer, payload: dict[str, Any]) -> None:

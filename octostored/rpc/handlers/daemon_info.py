@@ -24,6 +24,9 @@ HEAVY = ("mlflow", "pandas", "numpy", "sqlalchemy", "git")
 
 
 def root_summary(root: Root) -> dict[str, Any]:
+    """A root and its sources: each with ``kind``, ``runs``, ``last_sync`` (wall clock of its
+    last read), ``warning`` (the first, or a server's standing one) and, for a tracking
+    server, ``state`` and ``remote`` (:meth:`RemoteSource.status`)."""
     idx = root.index
     return {
         "root": root.path,
@@ -33,8 +36,9 @@ def root_summary(root: Root) -> dict[str, Any]:
         "experiments": len(idx.experiments),
         "sources": [
             {"id": s.id, "kind": s.kind, "path": s.path, "committed": s.committed,
-             "runs": s.runs, "warnings": s.warnings + s.watch_warnings, "watching": s.watching}
-            for s in idx.sources.values()
+             "runs": s.runs, "warnings": s.warnings + s.watch_warnings, "watching": s.watching,
+             **root.source_status(s.id)}
+            for s in list(idx.sources.values())
         ],
         "warnings": idx.all_warnings(),
     }
