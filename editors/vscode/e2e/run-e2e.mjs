@@ -65,8 +65,12 @@ function readEvents() {
 async function waitEvent(pred, what, timeout = 60_000, since = 0) {
   const deadline = Date.now() + timeout;
   while (Date.now() < deadline) {
-    const hit = readEvents().slice(since).find(pred);
+    const evs = readEvents().slice(since);
+    const hit = evs.find(pred);
     if (hit) return hit;
+    // a command that failed will not send what we wait for: say why at once
+    const err = evs.find((e) => e.event === 'command-error');
+    if (err) throw new Error(`${err.command} failed while waiting for ${what}: ${err.message}`);
     await sleep(200);
   }
   throw new Error(`timed out after ${timeout / 1000} s waiting for ${what}`);
@@ -184,7 +188,23 @@ function demoWorkspace() {
     fs.cpSync(path.join(pristine, 'mlruns'), path.join(ws, 'mlruns'), { recursive: true });
     for (const f of ['mlflow.db-journal', 'mlflow.db-wal']) fs.rmSync(path.join(ws, f), { force: true });
   }
-  return ws;
+  // The latest run gets a console log (as `octostore run -- python train.py` keeps one): its
+  // .log/.idx and the run's tag, made once and kept in the pristine copy.
+  const consoleJson = path.join(pristine, 'console-v1.json');
+  if (!fs.existsSync(consoleJson)) {
+    log('writing a console log for the latest demo run');
+    const env = { ...process.env, OCTOSTORE_REPO: REPO };
+    for (const k of ['MLFLOW_TRACKING_URI', 'MLFLOW_RUN_ID', 'MLFLOW_EXPERIMENT_ID', 'MLFLOW_EXPERIMENT_NAME']) delete env[k];
+    const out = run(PY, [path.join(HERE, 'demo_console_log.py')], { cwd: ws, env });
+    fs.copyFileSync(path.join(ws, 'mlflow.db'), path.join(pristine, 'mlflow.db'));
+    fs.rmSync(path.join(pristine, 'logs'), { recursive: true, force: true });
+    fs.cpSync(path.join(ws, '.octostore', 'logs'), path.join(pristine, 'logs'), { recursive: true });
+    fs.writeFileSync(consoleJson, out.trim().split('\n').at(-1));
+  } else {
+    fs.rmSync(path.join(ws, '.octostore', 'logs'), { recursive: true, force: true });
+    fs.cpSync(path.join(pristine, 'logs'), path.join(ws, '.octostore', 'logs'), { recursive: true });
+  }
+  return { ws, consoleLog: JSON.parse(fs.readFileSync(consoleJson, 'utf8')) };
 }
 
 // -- the checks --------------------------------------------------------------------------------
@@ -212,18 +232,90 @@ async function check(name, fn) {
   }
 }
 
+/** Take the keyboard focus out of a webview (the run view's page, e.g. its filter box): keys
+ * pressed there reach the workbench only by message, and a quick input that opens while the
+ * webview still holds the focus closes again as the focus comes back to it. */
+async function leaveWebview() {
+  await page.evaluate(() => {
+    const a = document.activeElement;
+    if (a && a.tagName === 'IFRAME') a.blur();
+  });
+}
+
+/** Run `command` from the command palette. Keys go to whatever has the focus, and focus moves
+ * asynchronously (a closing quick pick hands it back to a webview, which forwards keys by
+ * message): when the palette closes before the command is picked, open it again. */
 async function palette(command) {
-  await page.keyboard.press('Escape');
-  await page.keyboard.press('F1');
   const input = page.locator('.quick-input-widget input');
-  await input.waitFor({ state: 'visible', timeout: 10_000 });
-  await input.fill(`>${command}`);
-  await page.locator('.quick-input-list .monaco-list-row', { hasText: command }).first().waitFor({ timeout: 10_000 });
-  await page.keyboard.press('Enter');
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await leaveWebview();
+      await page.keyboard.press('Escape');
+      await input.waitFor({ state: 'hidden', timeout: 5_000 }).catch(() => {});
+      await page.keyboard.press('F1');
+      await input.waitFor({ state: 'visible', timeout: 5_000 });
+      await input.fill(`>${command}`, { timeout: 5_000 });
+      await page.locator('.quick-input-list .monaco-list-row.focused', { hasText: command }).first().waitFor({ timeout: 10_000 });
+      await page.keyboard.press('Enter');
+      return;
+    } catch (e) {
+      if (attempt >= 3) throw e;
+      log(`palette "${command}": attempt ${attempt} lost the palette (${e.message.split('\n')[0]}); again`);
+    }
+  }
+}
+
+// -- preconditions: each check sets up the UI state it needs (no check relies on the one before) --
+const sidebar = () => page.locator('[id="workbench.parts.sidebar"]');
+const treeRow = (name) => sidebar().locator('.monaco-list-row', { hasText: name }).first();
+const statusItem = (text) => page.locator('.statusbar-item', { hasText: text }).first();
+
+/** Show the Octostore side bar with its Experiments tree listing `expect` (the experiment's name).
+ * `octostore.runs.focus` opens the view container and never toggles it; a click on the
+ * activity bar icon of the container already shown collapses the side bar instead. */
+async function showRunsView(expect) {
+  await palette('Octostore: Focus on Experiments View');
+  await sidebar().locator('.pane-body', { hasText: expect }).first().waitFor({ state: 'visible', timeout: 30_000 });
+}
+
+/** Open `file` in the editor with the cursor on `line`, checked on the status bar ("Ln 128,").
+ * Keys go to the focused part, and a webview (the run view) forwards them to the workbench
+ * asynchronously: focus a text editor by a click first, and try the keyboard steps again when
+ * the status bar does not show the line. */
+async function openAt(file, line) {
+  const tab = page.locator('.tabs-container .tab', { hasText: file }).first();
+  const input = page.locator('.quick-input-widget input');
+  for (let attempt = 1; ; attempt++) {
+    try {
+      if (await tab.count()) {
+        await tab.click();
+        await page.locator('.tab.active', { hasText: file }).first().waitFor({ timeout: 5_000 });
+        await page.keyboard.press('Control+G');
+        await input.waitFor({ state: 'visible', timeout: 5_000 });
+        await input.fill(`:${line}`);
+      } else {
+        await leaveWebview();
+        await page.keyboard.press('Escape');
+        await page.keyboard.press('Control+P');
+        await input.waitFor({ state: 'visible', timeout: 5_000 });
+        await input.fill(`${file}:${line}`);
+        await page.locator('.quick-input-list .monaco-list-row', { hasText: file }).first().waitFor({ timeout: 10_000 });
+      }
+      await page.keyboard.press('Enter');
+      await page.locator('.tab.active', { hasText: file }).first().waitFor({ timeout: 5_000 });
+      await statusItem(`Ln ${line},`).waitFor({ timeout: 5_000 });
+      await page.locator('.monaco-editor .view-lines').first().waitFor();
+      return;
+    } catch (e) {
+      if (attempt >= 3) throw e;
+      log(`openAt ${file}:${line}: attempt ${attempt} did not get there (${e.message.split('\n')[0]}); again`);
+      await page.keyboard.press('Escape').catch(() => {});
+    }
+  }
 }
 
 async function main() {
-  const ws = demoWorkspace();
+  const { ws, consoleLog } = demoWorkspace();
   const expectRuns = 6;
 
   // -- 2. install the .vsix -----------------------------------------------------------------------
@@ -316,28 +408,18 @@ async function main() {
 
     await check('the side panel lists the runs', async () => {
       if (names.length !== expectRuns) throw new Error(`the daemon has ${names.length} runs, expected ${expectRuns}`);
-      await page.locator('.activitybar [aria-label^="Octostore"]').first().click();
-      const pane = page.locator('.pane-body').filter({ hasText: 'wine-quality' }).first();
-      await pane.waitFor({ timeout: 30_000 });
-      for (const n of names) await page.locator('.monaco-list-row', { hasText: n }).first().waitFor({ timeout: 30_000 });
+      await showRunsView('wine-quality');
+      for (const n of names) await treeRow(n).waitFor({ timeout: 30_000 });
       // the key metric in the description
       const latest = runs[0];
       const desc = `${keyMetric} ${fmt(latest.metrics[keyMetric])}`; // the daemon's key metric
-      await page.locator('.monaco-list-row', { hasText: latest.run_name }).filter({ hasText: desc }).first().waitFor({ timeout: 10_000 });
-      await page.locator('.pane-body', { hasText: 'is better' }).first().waitFor({ timeout: 10_000 }); // Best Runs
+      await sidebar().locator('.monaco-list-row', { hasText: latest.run_name }).filter({ hasText: desc }).first().waitFor({ timeout: 10_000 });
+      await sidebar().locator('.pane-body', { hasText: 'is better' }).first().waitFor({ timeout: 10_000 }); // Best Runs
       await shot('side-panel');
     });
 
     await check('a code lens shows the metric values on train.py', async () => {
-      await page.keyboard.press('Escape');
-      await page.keyboard.press('Control+P');
-      await page.locator('.quick-input-widget input').fill('train.py');
-      await page.locator('.quick-input-list .monaco-list-row', { hasText: 'train.py' }).first().waitFor();
-      await page.keyboard.press('Enter');
-      await page.locator('.monaco-editor .view-lines').first().waitFor();
-      await page.keyboard.press('Control+G');
-      await page.locator('.quick-input-widget input').fill(':128');
-      await page.keyboard.press('Enter');
+      await openAt('train.py', 128);
       const latest = runs[0];
       const want = `latest (${latest.run_name}): rmse ${fmt(latest.metrics.rmse)}`;
       await page.locator('.codelens-decoration', { hasText: want }).first().waitFor({ timeout: 60_000 });
@@ -346,9 +428,7 @@ async function main() {
     });
 
     await check('a hover on a param key shows what the runs used and scored', async () => {
-      await page.keyboard.press('Control+G');
-      await page.locator('.quick-input-widget input').fill(':96');
-      await page.keyboard.press('Enter');
+      await openAt('train.py', 96);
       const key = page.locator('.view-line span', { hasText: '"max_depth"' }).first();
       await key.waitFor({ timeout: 10_000 });
       await key.hover();
@@ -359,17 +439,57 @@ async function main() {
 
     await check('the run view shows charts, params, metrics, outputs', async () => {
       const since = readEvents().length;
-      await page.keyboard.press('Escape');
-      await page.locator('.activitybar [aria-label^="Octostore"]').first().click().catch(() => {});
-      await page.locator('.activitybar [aria-label^="Octostore"]').first().click().catch(() => {});
-      await page.locator('.monaco-list-row', { hasText: names[0] }).first().click();
+      await showRunsView('wine-quality');
+      await treeRow(names[0]).click();
       const ev = await waitEvent((e) => e.event === 'run-view', 'the run view to render', 60_000, since);
+      await page.locator('.tab.active', { hasText: `Run ${names[0]}` }).first().waitFor({ timeout: 10_000 });
       if (!(ev.charts >= 1)) throw new Error(`the run view drew ${ev.charts} charts`);
       for (const s of ['metrics', 'params', 'tags', 'outputs']) {
         if (!ev.sections.includes(s)) throw new Error(`the run view has no ${s} section (${ev.sections})`);
       }
-      await sleep(1000);
       await shot('run-view');
+    });
+
+    await check('the run view shows the run\'s console log like a terminal, with a filter', async () => {
+      // the run view of the run with a log (opened by the check before, or now)
+      await showRunsView('wine-quality');
+      await treeRow(consoleLog.run_name).click();
+      await page.locator('.tab.active', { hasText: `Run ${consoleLog.run_name}` }).first().waitFor({ timeout: 10_000 });
+      const ev = await waitEvent((e) => e.event === 'run-console' && e.run_id === consoleLog.run_id, 'the console log to render', 60_000);
+      const want = consoleLog.lines;
+      if (ev.lines !== want.length) throw new Error(`the console shows ${ev.lines} lines, expected ${want.length}: ${JSON.stringify(ev.tail)}`);
+      if (JSON.stringify(ev.tail) !== JSON.stringify(want.slice(-20))) throw new Error(`the console shows ${JSON.stringify(ev.tail)}, expected ${JSON.stringify(want.slice(-20))}`);
+      // in the page: the progress bar in its final state only, colours as styles, no escape codes,
+      // and only the run's part (the line printed before the run started is not in it)
+      const view = page.frameLocator('iframe.webview.ready >> nth=0').frameLocator('#active-frame');
+      const term = view.locator('#console .term:not(.grep)');
+      const toConsole = () => view.locator('#console').evaluate((e) => e.scrollIntoView({ block: 'start' }));
+      await toConsole();
+      await term.locator('.tl', { hasText: 'trees: 100%|██████████| 100/100' }).waitFor({ timeout: 10_000 });
+      const text = await term.innerText();
+      for (const bad of ['trees:  50%', '\x1b', '[0m', consoleLog.hidden]) {
+        if (text.includes(bad)) throw new Error(`the console shows ${JSON.stringify(bad)}: ${text.slice(0, 400)}`);
+      }
+      const done = term.locator('span', { hasText: '✓ done' }).first();
+      const style = await done.getAttribute('style');
+      if (!/ansiGreen|ansiBrightGreen/.test(style ?? '') || !/bold/.test(style ?? '')) throw new Error(`"✓ done" is styled ${style}`);
+      await toConsole();
+      await shot('run-console');
+      // the filter box: the daemon's grep over the log
+      const since = readEvents().length;
+      await view.locator('#console input[type=search]').fill('val_rmse=0\\.67[0-4]');
+      const g = await waitEvent((e) => e.event === 'run-console-grep', 'the filtered lines', 30_000, since);
+      const expect = consoleLog.lines.filter((l) => /val_rmse=0\.67[0-4]/.test(l)).length;
+      if (g.matches !== expect) throw new Error(`the filter found ${g.matches} lines, expected ${expect}`);
+      await view.locator('#console .grep .tl').nth(expect - 1).waitFor({ timeout: 10_000 });
+      if (await view.locator('#console .grep .tl').count() !== expect) throw new Error('the filter shows other lines too');
+      await toConsole();
+      await shot('run-console-filter');
+      await view.locator('#console input[type=search]').fill('');
+      // Hand the focus back to a text editor: a webview holding it (the filter box) takes it
+      // back from the quick picks of the next commands, which then close.
+      await page.locator('.tabs-container .tab', { hasText: 'train.py' }).first().click();
+      await page.locator('.tab.active', { hasText: 'train.py' }).first().waitFor({ timeout: 10_000 });
     });
 
     await check('Reproduce Run... completes', async () => {
@@ -428,9 +548,10 @@ async function main() {
       if (!ev.command.endsWith('octostore-tui')) throw new Error(`the dashboard runs ${ev.command}`);
       await page.locator('.terminal-tabs-entry, .single-terminal-tab, .terminal-tab', { hasText: 'Octostore Dashboard' }).first()
         .waitFor({ timeout: 20_000 }).catch(() => page.locator('.xterm').first().waitFor({ timeout: 10_000 }));
-      await sleep(8000); // the dashboard starts (Textual) and draws
+      // the dashboard starts (Textual) and draws; the terminal's DOM rows show its text
+      await page.locator('.xterm-rows', { hasText: 'Runs by status' }).first().waitFor({ timeout: 8_000 })
+        .catch(() => log('the dashboard\'s text is not in the terminal DOM (canvas renderer?): screenshot as is'));
       await shot('dashboard');
-      await page.keyboard.press('Control+1'); // back to the editor (the terminal keeps the keys otherwise)
     });
 
     await check('Restart Daemon: a new daemon, reconnected, lenses back', async () => {
@@ -441,13 +562,9 @@ async function main() {
       const ev = await waitEvent((e) => e.event === 'connected', 'the reconnection', 90_000, since);
       if (ev.pid === before) throw new Error(`still the same daemon (pid ${before})`);
       const now = (await rpc('octostore/runs', { root: ws, limit: 0 })).total; // 7 after a reproduction
-      await page.locator('.statusbar-item', { hasText: `Octostore: ${now} runs` }).first().waitFor({ timeout: 60_000 });
+      await statusItem(`Octostore: ${now} runs`).waitFor({ timeout: 60_000 });
       // the editor of train.py gets its lenses from the new daemon
-      const editorTab = page.locator('.tab', { hasText: 'train.py' }).first();
-      await editorTab.click();
-      await page.keyboard.press('Control+G');
-      await page.locator('.quick-input-widget input').fill(':128');
-      await page.keyboard.press('Enter');
+      await openAt('train.py', 128);
       // the lenses count every run of train.py, the reproduction's too (attributed by its source)
       await page.locator('.codelens-decoration', { hasText: `of ${now} runs` }).first().waitFor({ timeout: 60_000 });
       await shot('after-restart');
@@ -457,12 +574,17 @@ async function main() {
       const since = readEvents().length;
       const st = await rpc('octostore/status');
       process.kill(st.pid, 'SIGKILL');
+      // The status bar item is the user's signal: "disconnected"/"starting", then the run count
+      // again once the new daemon answers (its own index: it reads the stores from scratch).
+      await statusItem('Octostore: starting').or(statusItem('Octostore: disconnected')).waitFor({ timeout: 30_000 });
       const ev = await waitEvent((e) => e.event === 'connected', 'the reconnection after the crash', 90_000, since);
       if (ev.pid === st.pid) throw new Error('still the killed daemon?');
       if (!readEvents().slice(since).some((e) => e.event === 'daemon-start')) throw new Error('no new daemon was started');
       const now = (await rpc('octostore/runs', { root: ws, limit: 0 })).total;
-      await page.locator('.statusbar-item', { hasText: `Octostore: ${now} runs` }).first().waitFor({ timeout: 60_000 });
-      await page.locator('.monaco-list-row', { hasText: names[1] }).first().waitFor({ timeout: 30_000 });
+      await statusItem(`Octostore: ${now} runs`).waitFor({ timeout: 60_000 });
+      await showRunsView('wine-quality');
+      await treeRow(names[1]).waitFor({ timeout: 30_000 });
+      await openAt('train.py', 128);
       await page.locator('.codelens-decoration', { hasText: `of ${now} runs` }).first().waitFor({ timeout: 60_000 });
       await shot('after-crash');
     });

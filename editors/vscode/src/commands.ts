@@ -61,6 +61,7 @@ export function registerCommands(ctx: vscode.ExtensionContext, d: Deps): void {
       } catch (e) {
         const msg = e instanceof Error ? e.message : String(e);
         out.error(`${id}: ${msg}`);
+        emit('command-error', { command: id, message: msg });
         void vscode.window.showErrorMessage(`Octostore: ${msg}`);
         return undefined;
       }

@@ -17,6 +17,7 @@ export const Methods = {
   metricHistory: 'octostore/metric_history',
   artifacts: 'octostore/artifacts',
   artifact: 'octostore/artifact',
+  log: 'octostore/log',
   insights: 'octostore/insights',
   compare: 'octostore/compare',
   commit: 'octostore/commit',
@@ -41,6 +42,7 @@ export const ErrorCodes = {
   ArtifactNotFound: 1005,
   PathOutside: 1006,
   NotSupported: 1007,
+  LogNotFound: 1008,
 } as const;
 
 /** A metric value on the wire: a number, or "NaN" / "Infinity" / "-Infinity". */
@@ -143,6 +145,54 @@ export interface RunFull extends Omit<RunRow, 'metrics' | 'clock'> {
   reproduced_by: { run_id: string; verdict: string | null; status: string }[];
   inputs?: unknown[];
   location?: string;
+  /** The run's console logs (daemons before console logs send none). */
+  logs?: LogInfo[];
+}
+
+/** One log of a run, as `octostore/run` lists it. */
+export interface LogInfo {
+  /** "console" for the tee'd log, the artifact's path otherwise. */
+  name: string;
+  kind: 'console' | 'artifact' | string;
+  /** Relative to the root. */
+  path: string;
+  /** Bytes of this run's part. */
+  size: number;
+  /** The writer is still writing (poll `octostore/log` from next_offset). */
+  live: boolean;
+  /** "run": the run's part of a log shared by several runs; "whole": all of it. */
+  part: 'run' | 'whole' | string;
+}
+
+/** The params of `octostore/log`: a byte range (or the last `tail` bytes) of the run's part, or
+ * with `grep` the lines matching a Python regex. */
+export interface LogParams {
+  root: string;
+  run_id: string;
+  name?: string;
+  offset?: number;
+  max_bytes?: number;
+  tail?: number;
+  grep?: string;
+  max_lines?: number;
+}
+
+export interface LogReply {
+  name: string;
+  offset: number;
+  next_offset: number;
+  size: number;
+  data: string;
+  eof: boolean;
+  live: boolean;
+}
+
+export interface LogGrepReply {
+  name: string;
+  size: number;
+  /** [line number (1-based, within the run's part), text] */
+  matches: [number, string][];
+  truncated: boolean;
 }
 
 export interface Series {

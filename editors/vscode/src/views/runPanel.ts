@@ -1,19 +1,19 @@
 // The run view: one webview per run with its charts (metric histories, uPlot), params, metrics,
-// tags, outputs (artifacts) and logs, all from the daemon's methods. A running run refreshes as
-// the daemon reports changes.
+// tags, outputs (artifacts) and console log, all from the daemon's methods. A running run
+// refreshes as the daemon reports changes; a live console log is polled from where it was read.
 import * as crypto from 'crypto';
 import * as vscode from 'vscode';
 
 import { Connection, DaemonError } from '../connection';
+import { GREP_MAX_LINES, LogCursor, NO_LOG_HINT, POLL_MS, describeLog, pickLog } from '../core/consoleLog';
 import { emit } from '../core/events';
 import { runLabel } from '../core/format';
 import {
-  ArtifactReply, ArtifactsReply, ChangedNotification, MetricHistoryReply, Methods, Notifications, RunFull,
+  ArtifactReply, ArtifactsReply, ChangedNotification, ErrorCodes, LogGrepReply, LogInfo, LogReply, MetricHistoryReply,
+  Methods, Notifications, RunFull,
 } from '../protocol';
 
 const MAX_CHART_KEYS = 24;
-const LOG_TAIL = 64 * 1024;
-const LOG_LIKE = /(^|\/)(logs?\/.*|[^/]*\.(log|out|err)|stdout|stderr|console[^/]*\.txt|output\.txt)$/i;
 
 export class RunPanels implements vscode.Disposable {
   private readonly panels = new Map<string, RunPanel>();
@@ -62,6 +62,14 @@ class RunPanel {
   readonly panel: vscode.WebviewPanel;
   private timer: NodeJS.Timeout | undefined;
   private loading = false;
+  private disposed = false;
+  // the console log shown (see LogCursor): which one, where it was read to, the poll timer
+  private logs: LogInfo[] = [];
+  private selectedLog: string | undefined;
+  private cursor: LogCursor | undefined;
+  private logTimer: NodeJS.Timeout | undefined;
+  private logReading = false;
+  private logAgain = false;
 
   constructor(private readonly conn: Connection, extensionUri: vscode.Uri, readonly root: string,
               public runId: string, private readonly out: vscode.LogOutputChannel, onDispose: () => void) {
@@ -74,7 +82,9 @@ class RunPanel {
     this.panel.iconPath = vscode.Uri.joinPath(extensionUri, 'media', 'octostore.svg');
     this.panel.webview.html = this.html(extensionUri);
     this.panel.onDidDispose(() => {
+      this.disposed = true;
       clearTimeout(this.timer);
+      clearTimeout(this.logTimer);
       onDispose();
     });
     this.panel.webview.onDidReceiveMessage((m) => void this.onMessage(m));
@@ -127,14 +137,8 @@ class RunPanel {
         this.conn.request<ArtifactsReply>(Methods.artifacts, { root: this.root, run_id: run.run_id })
           .catch((e) => ({ run_id: run.run_id, artifacts: [], warnings: [String(e.message ?? e)] })),
       ]);
-      const logs: ArtifactReply[] = [];
-      for (const a of artifacts.artifacts.filter((x) => LOG_LIKE.test(x.path)).slice(0, 3)) {
-        const offset = Math.max(0, a.size - LOG_TAIL);
-        const r = await this.conn.request<ArtifactReply>(Methods.artifact,
-          { root: this.root, run_id: run.run_id, path: a.path, offset, max_bytes: LOG_TAIL }).catch(() => undefined);
-        if (r) logs.push(r);
-      }
-      await this.panel.webview.postMessage({ type: 'run', root: this.root, run, history, artifacts, logs, now: Date.now() });
+      await this.panel.webview.postMessage({ type: 'run', root: this.root, run, history, artifacts, now: Date.now() });
+      this.syncLog(run.logs);
     } catch (e) {
       const msg = e instanceof DaemonError ? e.message : String(e);
       this.out.warn(`run view of ${this.runId}: ${msg}`);
@@ -175,6 +179,99 @@ class RunPanel {
       case 'refresh':
         await this.load();
         break;
+      case 'console-rendered':
+        emit('run-console', { run_id: this.runId, name: m.name, lines: m.lines, tail: m.tail });
+        break;
+      case 'log-select':
+        this.selectedLog = String(m.name);
+        this.syncLog(this.logs);
+        break;
+      case 'grep':
+        await this.grep(String(m.pattern ?? ''));
+        break;
     }
+  }
+
+  // -- the console log ---------------------------------------------------------------------------
+  /** Show the run's log (`logs` from `octostore/run`): start reading a new one, or catch up. */
+  private syncLog(logs: LogInfo[] | undefined): void {
+    this.logs = logs ?? [];
+    const info = pickLog(logs, this.selectedLog);
+    if (!info) {
+      clearTimeout(this.logTimer);
+      this.cursor = undefined;
+      // a daemon without console logs sends no `logs`: say nothing rather than a wrong hint
+      void this.post({ type: 'log-none', hint: logs ? NO_LOG_HINT : undefined });
+      return;
+    }
+    if (!this.cursor || this.cursor.name !== info.name || this.cursor.path !== info.path) {
+      clearTimeout(this.logTimer);
+      this.cursor = new LogCursor(info.name, info.path);
+      void this.post({ type: 'log-start', names: this.logs.map((l) => l.name), name: info.name,
+        describe: describeLog(info, info.size, 0, info.live) });
+      void this.readLog();
+    } else if (this.cursor.behind(info)) {
+      void this.readLog();
+    }
+  }
+
+  /** Read the log from where the cursor stands until its end, then poll while it is live. */
+  private async readLog(): Promise<void> {
+    if (this.logReading) {
+      this.logAgain = true;
+      return;
+    }
+    clearTimeout(this.logTimer);
+    const cursor = this.cursor;
+    if (!cursor || this.disposed) return;
+    this.logReading = true;
+    try {
+      for (let i = 0; i < 64; i++) {
+        const r = await this.conn.request<LogReply>(Methods.log, { root: this.root, run_id: this.runId, ...cursor.request() });
+        if (cursor !== this.cursor || this.disposed) return;
+        const step = cursor.accept(r);
+        const info = this.logs.find((l) => l.name === cursor.name) ?? { name: cursor.name, path: cursor.path, kind: 'console', part: 'run' };
+        if (step.reset || step.data) {
+          await this.post({ type: 'log', name: cursor.name, reset: step.reset, data: step.data,
+            describe: describeLog(info, step.size, step.skipped, step.live) });
+        }
+        if (!step.more) break;
+      }
+    } catch (e) {
+      if (cursor !== this.cursor) return;
+      const message = e instanceof DaemonError && e.code === ErrorCodes.MethodNotFound
+        ? 'This octostored cannot read console logs yet; update it.'
+        : e instanceof Error ? e.message : String(e);
+      this.out.warn(`console log of ${this.runId}: ${message}`);
+      this.cursor = undefined; // the next reload (or reconnection) starts over
+      await this.post({ type: 'log-error', name: cursor.name, message });
+      return;
+    } finally {
+      this.logReading = false;
+    }
+    if (cursor !== this.cursor || this.disposed) return;
+    if (this.logAgain || cursor.live) {
+      const delay = this.logAgain ? 0 : POLL_MS;
+      this.logAgain = false;
+      this.logTimer = setTimeout(() => void this.readLog(), delay);
+    }
+  }
+
+  /** The filter box: the log's lines matching a (Python) regex, searched by the daemon. */
+  private async grep(pattern: string): Promise<void> {
+    const cursor = this.cursor;
+    if (!cursor || !pattern) return;
+    try {
+      const r = await this.conn.request<LogGrepReply>(Methods.log,
+        { root: this.root, run_id: this.runId, name: cursor.name, grep: pattern, max_lines: GREP_MAX_LINES });
+      await this.post({ type: 'grep', pattern, matches: r.matches, truncated: r.truncated });
+      emit('run-console-grep', { run_id: this.runId, pattern, matches: r.matches.length });
+    } catch (e) {
+      await this.post({ type: 'grep', pattern, error: e instanceof Error ? e.message : String(e) });
+    }
+  }
+
+  private async post(m: object): Promise<void> {
+    if (!this.disposed) await this.panel.webview.postMessage(m).then(undefined, () => undefined);
   }
 }

@@ -1,12 +1,13 @@
 // The run view's page script (bundled by esbuild for the webview, with uPlot and its CSS).
-// It only renders what the extension posts (`{type: 'run', ...}`) and asks the extension for
-// artifacts; it never talks to the daemon itself.
+// It only renders what the extension posts (`{type: 'run', ...}`, the console log's chunks) and
+// asks the extension for artifacts and log searches; it never talks to the daemon itself.
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import './runView.css';
 
 import { duration, fmtBytes, fmtValue, runLabel, statusLook, toNumber } from '../core/format';
-import type { ArtifactReply, ArtifactsReply, RunFull, Series } from '../protocol';
+import type { ArtifactsReply, RunFull, Series } from '../protocol';
+import { ConsoleView } from './consoleView';
 
 declare function acquireVsCodeApi(): { postMessage(m: unknown): void; getState(): any; setState(s: any): void };
 const vscode = acquireVsCodeApi();
@@ -17,12 +18,12 @@ interface RunMessage {
   run: RunFull;
   history: { series: Series[]; error?: string };
   artifacts: ArtifactsReply;
-  logs: ArtifactReply[];
   now: number;
 }
 
 const app = document.getElementById('app')!;
 let charts: uPlot[] = [];
+const consoleView = new ConsoleView((m) => vscode.postMessage(m));
 
 function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string> = {},
   ...children: (Node | string | null | undefined)[]): HTMLElementTagNameMap[K] {
@@ -177,16 +178,12 @@ function render(m: RunMessage): void {
   app.append(section('Outputs', 'outputs', list.length
     ? table(['artifact', 'size'], rows, 'num1') : h('p', { class: 'muted' }, 'No artifacts.'), viewer));
 
-  if (m.logs.length) {
-    app.append(section('Logs', 'logs', ...m.logs.map((l) => {
-      const pre = h('pre', { class: 'log' }, l.binary ? '(binary)' : l.text);
-      queueMicrotask(() => { pre.scrollTop = pre.scrollHeight; });
-      return h('div', {}, h('div', { class: 'muted' }, `${l.path}${l.offset > 0 ? ` (last ${fmtBytes(l.size - l.offset)} of ${fmtBytes(l.size)})` : ''}`), pre);
-    })));
-  }
+  // the console log: the same element across renders (it follows the log on its own)
+  app.append(consoleView.section);
 
   vscode.setState({ runId: run.run_id });
-  vscode.postMessage({ type: 'rendered', charts: curves.length, sections: [...app.querySelectorAll('section')].map((s) => s.id) });
+  vscode.postMessage({ type: 'rendered', charts: curves.length,
+    sections: [...app.querySelectorAll('section')].filter((s) => !s.hidden).map((s) => s.id) });
 }
 
 window.addEventListener('message', (ev) => {
@@ -195,7 +192,12 @@ window.addEventListener('message', (ev) => {
   else if (m?.type === 'error') {
     app.replaceChildren(h('div', { class: 'warnings' }, `⚠ ${m.message}`),
       button('Retry', () => vscode.postMessage({ type: 'refresh' })));
-  } else if (m?.type === 'artifact') {
+  } else if (m?.type === 'log-start') consoleView.start(m.names, m.name, m.describe);
+  else if (m?.type === 'log') consoleView.append(m.name, m.data, m.reset, m.describe);
+  else if (m?.type === 'log-none') consoleView.showNone(m.hint);
+  else if (m?.type === 'log-error') consoleView.error(m.message);
+  else if (m?.type === 'grep') consoleView.showMatches(m);
+  else if (m?.type === 'artifact') {
     const viewer = document.getElementById('artifact-view');
     if (!viewer) return;
     if (m.error) viewer.replaceChildren(h('div', { class: 'warnings' }, `⚠ ${m.error}`));
