@@ -621,6 +621,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--stores-dir", default=os.path.join(REPO, "bench", ".stores"))
     ap.add_argument("--results-dir", default=os.path.join(REPO, "bench", "results"))
     ap.add_argument("--machine", default="", help="machine name in the results file name")
+    ap.add_argument("--note", default="", help="a sentence for the table's header (what was "
+                    "measured beyond the commit, the machine's other load, ...)")
     ap.add_argument("--regenerate", action="store_true", help="regenerate stores even if present")
     ap.add_argument("--render", metavar="JSON",
                     help="only re-render the table of an earlier results .json (to its .md)")
@@ -650,6 +652,8 @@ def main(argv: list[str] | None = None) -> int:
     os.makedirs(a.stores_dir, exist_ok=True)
     os.makedirs(a.results_dir, exist_ok=True)
     info = machine_info()
+    if a.note:
+        info["note"] = a.note
     machine = a.machine or info["host"] or "machine"
     date = datetime.date.today().isoformat()
     stem = os.path.join(a.results_dir, f"{date}-{machine}")

@@ -383,12 +383,15 @@ class Root:
         runs: dict[str, Run] = {}
         exps: dict[str, Experiment] = {}
         replace: set[str] = set()
+        left: dict[str, list[str]] = {}
         if run_dirs or sqlite_ids:
             results = await asyncio.to_thread(self._read_some, run_dirs, sqlite_ids)
-            for sid, (store_runs, store_exps, removed_all) in results.items():
+            for sid, (store_runs, store_exps, removed_all, removed_ids) in results.items():
                 self._merge_into(runs, exps, store_runs, store_exps)
                 if removed_all:
                     replace.add(sid)
+                if removed_ids:
+                    left[sid] = removed_ids
             gone = [rid for rid in self._runs_in_dirs(run_dirs) if rid not in runs]
             for rid in gone:
                 old = self.index.runs.get(rid)
@@ -398,7 +401,8 @@ class Root:
                 # A run folder vanished: re-list that store so its runs can be removed.
                 await self._full_scan()
                 return
-        changes = self.index.apply(runs, exps, replace or None, environment=env, git=git)
+        changes = self.index.apply(runs, exps, replace or None, removed=left, environment=env,
+                                   git=git)
         self._changed(changes)
 
     def _runs_in_dirs(self, run_dirs: dict[str, set[str]]) -> list[str]:
@@ -455,8 +459,10 @@ class Root:
 
     def _read_some(
         self, run_dirs: dict[str, set[str]], sqlite_ids: set[str]
-    ) -> dict[str, tuple[list[Run], list[Experiment], bool]]:
-        out: dict[str, tuple[list[Run], list[Experiment], bool]] = {}
+    ) -> dict[str, tuple[list[Run], list[Experiment], bool, list[str]]]:
+        """What changed in these run folders and SQLite stores: per store (runs, experiments,
+        whether they are all of the store's runs, ids of runs that left it)."""
+        out: dict[str, tuple[list[Run], list[Experiment], bool, list[str]]] = {}
         for sid, dirs in run_dirs.items():
             st = self.stores[sid]
             st.last_read = time.time()
@@ -478,14 +484,41 @@ class Root:
                 self.history.invalidate_run(run.run_id)
                 runs.append(run)
                 exps.append(exp)
-            out[sid] = (runs, exps, False)
+            out[sid] = (runs, exps, False, [])
         for sid in sqlite_ids:
-            self.stores[sid].last_read = time.time()
-            runs_, exps_, _ = self._read_store(self.stores[sid])
+            st = self.stores[sid]
+            st.last_read = time.time()
+            runs_, exps_, removed_ids, full = self._read_sqlite_changes(st)
             for r in runs_:
+                r.sources = [sid]
+                r.committed = st.ref.committed
                 self.history.invalidate_run(r.run_id)
-            out[sid] = (runs_, exps_, True)
+            for rid in removed_ids:
+                self.history.invalidate_run(rid)
+            out[sid] = (runs_, exps_, full, removed_ids)
         return out
+
+    def _read_sqlite_changes(
+        self, st: StoreState
+    ) -> tuple[list[Run], list[Experiment], list[str], bool]:
+        """Only what changed in a SQLite store since the last read: (runs, experiments, ids of
+        removed runs, whether the runs are all of the store's).  Nothing is copied: a
+        ``log_metric`` on one run of 10,000 costs that run, not the store."""
+        from ..sources import sqlitestore
+
+        ref = st.ref
+        cursor = st.cursor if isinstance(st.cursor, sqlitestore.SqliteCursor) else None
+        if cursor is None:  # never read: all of it, as a full scan reads it
+            runs, exps, _ = self._read_store(st)
+            return runs, exps, [], True
+        if sqlitestore.fingerprint(ref.path) == cursor.fingerprint:
+            return [], [], [], False
+        scan, new_cursor = sqlitestore.read_changed(ref.path, ref.id, cursor)
+        if not scan.full and not scan.experiments and not scan.runs and scan.warnings:
+            return [], [], [], False  # the read failed (locked, corrupt): the next change retries
+        st.cursor = new_cursor
+        st.warnings = list(scan.warnings)
+        return scan.runs, scan.experiments, list(scan.removed), scan.full
 
     # -- notifications and snapshot -------------------------------------------------------
     def _changed(self, changes: Changes | None) -> None:

@@ -15,11 +15,15 @@ from typing import Any
 
 import msgpack
 
-from ..model import Experiment, Run
-from ..sources.filestore import MetricState, RunState
+from ..model import _RUN_FIELDS, Experiment, Run
+from ..sources.filestore import NO_STATES, MetricState, RunState
 
-FORMAT = 4
-"""Bump when the layout of rows changes."""
+FORMAT = 5
+"""Bump when the layout of rows changes (5: one 8-byte signature digest per run)."""
+
+_LIST_FIELDS = tuple(i for i, f in enumerate(_RUN_FIELDS) if f in ("inputs", "warnings", "sources"))
+"""Run fields that are lists (the snapshot is decoded with arrays as tuples: metric values
+come out as the tuples runs hold, and only these few fields need a list back)."""
 
 
 def save_snapshot(path: str, index: Any, stores: dict[str, Any]) -> None:
@@ -32,11 +36,7 @@ def save_snapshot(path: str, index: Any, stores: dict[str, Any]) -> None:
             sid: {
                 "kind": st.ref.kind,
                 "path": st.ref.path,
-                "runs": {
-                    rid: [list(rs.signature), {k: [m.size, m.mtime_ns, m.consumed, m.latest]
-                                               for k, m in rs.metrics.items()}]
-                    for rid, rs in st.runs.items()
-                },
+                "runs": {rid: _state_row(rs) for rid, rs in list(st.runs.items())},
                 "cursor": _cursor_row(st.cursor),
             }
             for sid, st in list(stores.items())
@@ -82,29 +82,29 @@ def load_snapshot(path: str, index: Any, stores: dict[str, Any], store_state: An
         return False
     gc.disable()  # decoding is mostly allocation: 30-40% faster without GC passes
     try:
-        data = msgpack.unpackb(blob, raw=False, strict_map_key=False)
+        data = msgpack.unpackb(blob, raw=False, strict_map_key=False, use_list=False)
         if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("root") != index.root:
             raise ValueError("other format or root")
         runs = {}
         for row in data["runs"]:
-            run = Run.from_row(row)
+            row = list(row)
+            for i in _LIST_FIELDS:
+                row[i] = list(row[i])
+            run = Run(*row)
             run.clock = 0
             runs[run.run_id] = run
         exps = {}
         for row in data["experiments"]:
-            exp = Experiment.from_row(row)
+            exp = Experiment(*row)
+            exp.warnings = list(exp.warnings)
             exps[exp.key or exp.experiment_id] = exp
         from ..sources.discover import StoreRef
 
         loaded_stores = {}
         for sid, st in data["stores"].items():
             state = store_state(StoreRef(st["kind"], st["path"], sid))
-            for rid, (sig, metrics) in st["runs"].items():
-                state.runs[rid] = RunState(
-                    tuple(tuple(x) for x in sig),
-                    {k: MetricState(m[0], m[1], m[2], tuple(m[3]) if m[3] else None)
-                     for k, m in metrics.items()},
-                )
+            for rid, row in st["runs"].items():
+                state.runs[rid] = _state_from_row(row)
             state.cursor = _cursor_from_row(st.get("cursor"))
             loaded_stores[sid] = state
     except Exception:  # a corrupt snapshot is discarded, not fatal
@@ -120,6 +120,22 @@ def load_snapshot(path: str, index: Any, stores: dict[str, Any], store_state: An
     stores.update(loaded_stores)
     gc.freeze()  # the loaded records live long: keep them out of future collections
     return True
+
+
+def _state_row(rs: RunState) -> Any:
+    """A file-store run's read state: its signature digest, plus its large metric files'."""
+    if not rs.metrics:
+        return rs.signature
+    return [rs.signature, {k: [m.size, m.mtime_ns, m.consumed, m.latest]
+                           for k, m in rs.metrics.items()}]
+
+
+def _state_from_row(row: Any) -> RunState:
+    if isinstance(row, bytes):
+        return RunState(row, NO_STATES)
+    sig, metrics = row
+    return RunState(sig, {k: MetricState(m[0], m[1], m[2], m[3] or None)
+                          for k, m in metrics.items()})
 
 
 def _cursor_row(cursor: Any) -> Any:

@@ -12,12 +12,16 @@ and the full set (watchman's clock semantics).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..model import Experiment, Run
 
 TOMBSTONE_LIMIT = 100_000
 """Removed-run records kept for ``since_clock`` answers; older ones force a fresh set."""
+VIEW_CACHE = 32
+"""Derived views (runs by a param's value, ...) kept until the index changes."""
 
 
 @dataclass(slots=True)
@@ -65,6 +69,7 @@ class RootIndex:
         self.git_tick = 0
         self.oldest_tick = 0
         """Ticks before this one have lost their tombstones: such clocks get a fresh set."""
+        self._views: dict[tuple[str, ...], tuple[tuple[int, int, int], Any]] = {}
 
     # -- clocks -----------------------------------------------------------------------
     def all_warnings(self) -> list[str]:
@@ -93,6 +98,7 @@ class RootIndex:
         experiments: dict[str, Experiment],
         replace_sources: set[str] | None = None,
         *,
+        removed: Mapping[str, Iterable[str]] | None = None,
         environment: bool = False,
         git: bool = False,
     ) -> Changes | None:
@@ -100,12 +106,15 @@ class RootIndex:
 
         ``runs`` and ``experiments`` are merged (a run met in two sources is one
         run, see :func:`merge_runs`).  With ``replace_sources``, runs of those
-        sources that are absent from ``runs`` are removed.
+        sources that are absent from ``runs`` are removed.  ``removed`` names runs
+        that left a source (by source id) when only the changes of a source were
+        read: a run leaves the index when it is in no source any more.
         """
         changed: list[str] = []
-        removed: list[str] = []
+        gone: list[str] = []
         changed_exps: list[str] = []
         new_tick = self.tick + 1
+        recount = False
         for key, exp in experiments.items():
             old = self.experiments.get(key)
             if old != exp:
@@ -118,16 +127,30 @@ class RootIndex:
                 remaining = [s for s in run.sources if s not in replace_sources]
                 if len(remaining) == len(run.sources):
                     continue
+                recount = True
                 if not remaining:
                     del self.runs[run_id]
                     self.removed[run_id] = new_tick
-                    removed.append(run_id)
+                    gone.append(run_id)
                 else:
                     run.sources = remaining  # still present elsewhere; next read refreshes
             for key, exp in list(self.experiments.items()):
                 if exp.source in replace_sources and key not in experiments:
                     del self.experiments[key]
                     changed_exps.append(key)
+        for sid, ids in (removed or {}).items():
+            for run_id in ids:
+                old = self.runs.get(run_id)
+                if old is None or run_id in runs or sid not in old.sources:
+                    continue
+                recount = True
+                remaining = [s for s in old.sources if s != sid]
+                if not remaining:
+                    del self.runs[run_id]
+                    self.removed[run_id] = new_tick
+                    gone.append(run_id)
+                else:
+                    old.sources = remaining
         for run_id, run in runs.items():
             old = self.runs.get(run_id)
             merged = merge_runs(old, run) if old is not None else run
@@ -135,11 +158,15 @@ class RootIndex:
                 merged.clock = old.clock
                 if merged == old:
                     continue
+                if merged.sources != old.sources:
+                    recount = True
+            else:
+                recount = True
             merged.clock = new_tick
             self.runs[run_id] = merged
             self.removed.pop(run_id, None)
             changed.append(run_id)
-        if not (changed or removed or changed_exps or environment or git):
+        if not (changed or gone or changed_exps or environment or git):
             return None
         self.tick = new_tick
         if environment:
@@ -150,8 +177,9 @@ class RootIndex:
             cut = sorted(self.removed.values())[len(self.removed) // 2]
             self.removed = {k: t for k, t in self.removed.items() if t > cut}
             self.oldest_tick = cut + 1
-        self._count_sources()
-        return Changes(self.clock, changed, removed, changed_exps, environment, git)
+        if recount:
+            self._count_sources()
+        return Changes(self.clock, changed, gone, changed_exps, environment, git)
 
     def _count_sources(self) -> None:
         counts: dict[str, int] = {}
@@ -162,6 +190,40 @@ class RootIndex:
             info.runs = counts.get(sid, 0)
 
     # -- reads ----------------------------------------------------------------------
+    def _cached(self, name: tuple[str, ...], build: Callable[[list[Run]], Any]) -> Any:
+        """``build(runs)``, kept until the index changes (handlers run in threads: the runs
+        are copied to a list first, and a stale entry only costs one more build)."""
+        stamp = (self.tick, id(self.runs), len(self.runs))
+        hit = self._views.get(name)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        value = build(list(self.runs.values()))
+        if len(self._views) >= VIEW_CACHE:
+            self._views.clear()
+        self._views[name] = (stamp, value)
+        return value
+
+    def runs_with(self, kind: str, key: str) -> dict[str, list[Run]]:
+        """Runs by the value of one param (``kind`` "params") or tag ("tags"): an equality
+        filter looks up its candidates here instead of testing every run."""
+        def build(runs: list[Run]) -> dict[str, list[Run]]:
+            out: dict[str, list[Run]] = {}
+            for r in runs:
+                v = getattr(r, kind).get(key)
+                if v is not None:
+                    got = out.get(v)
+                    if got is None:
+                        out[v] = [r]
+                    else:
+                        got.append(r)
+            return out
+
+        return self._cached((kind, key), build)  # type: ignore[no-any-return]
+
+    def reproductions(self, run_id: str) -> list[Run]:
+        """Runs whose ``octostore.reproduces`` tag names ``run_id``."""
+        return self.runs_with("tags", "octostore.reproduces").get(run_id, [])
+
     def changed_since(self, tick: int) -> tuple[list[Run], list[str]]:
         runs = [r for r in self.runs.values() if r.clock > tick]
         removed = [rid for rid, t in self.removed.items() if t > tick]

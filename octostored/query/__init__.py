@@ -37,12 +37,13 @@ nonsense key such as ``y ilike a created``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from ..model import Run
 from .errors import FilterError
 from .filter import CompiledFilter, compile_filter
 from .order import OrderClause, OrderSpec, parse_order_by, sort_runs
+from .parse import PARAM, TAG
 
 __all__ = [
     "CompiledFilter",
@@ -97,11 +98,15 @@ def search_page(
     view: str | int = "active",
     limit: int | None = None,
     offset: int = 0,
+    lookup: Callable[[str, str], dict[str, list[Run]]] | None = None,
 ) -> tuple[int, list[Run]]:
     """Like :func:`search`, plus the number of matching runs before paging.
 
     Only the page is sorted in full (a heap picks it), so a page of 100 out
-    of 10,000 hits costs a heap pass, not a sort.
+    of 10,000 hits costs a heap pass, not a sort.  ``lookup(kind, key)``, when
+    ``runs`` are all of an index's runs, gives them by the value of a param or
+    tag (:meth:`RootIndex.runs_with`): a filter with an equality on one then
+    tests only the runs that have that value.
     """
     try:
         stage = _VIEWS[view.lower() if isinstance(view, str) else view]
@@ -111,7 +116,10 @@ def search_page(
         ) from None
     pred = compile_filter(filter_string)
     order = parse_order_by(order_by)
-    if stage is not None:
-        runs = [r for r in runs if r.lifecycle_stage == stage]
-    hits = pred.select(runs)
+    if lookup is not None:
+        eq = next((c for c in pred.clauses if c.kind in (PARAM, TAG) and c.comparator == "="
+                   and isinstance(c.value, str)), None)
+        if eq is not None:
+            runs = lookup("params" if eq.kind == PARAM else "tags", eq.key).get(eq.value, [])
+    hits = pred.select(runs) if stage is None else pred.select_stage(runs, stage)
     return len(hits), sort_runs(hits, order, limit=limit, offset=offset)

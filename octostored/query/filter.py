@@ -44,6 +44,10 @@ class CompiledFilter(Protocol):
         """The runs that match, in input order (faster than calling per run)."""
         ...
 
+    def select_stage(self, runs: Iterable[Run], stage: str) -> list[Run]:
+        """:meth:`select` of the runs whose ``lifecycle_stage`` is ``stage``, in one pass."""
+        ...
+
 
 def _string_test(comparator: str, value: Any) -> tuple[str, Any]:
     """(expression template over ``{x}``, constant) for a non-None string ``x``."""
@@ -130,9 +134,18 @@ def _expr(i: int, clause: Clause, consts: dict[str, Any]) -> str:
     raise AssertionError(f"unknown clause kind {kind!r}")  # parse.py only makes the above
 
 
+def _cost(clause: Clause) -> int:
+    """Cheap and selective tests first: an equality on a param or tag is one ``dict.get``."""
+    if clause.kind in (PARAM, TAG):
+        return 0 if clause.comparator in ("=", "IS NULL", "IS NOT NULL") else 1
+    return {ATTR: 2, METRIC: 3}.get(clause.kind, 4)
+
+
 def _build(clauses: list[Clause]) -> CompiledFilter:
     consts: dict[str, Any] = {}
-    body = " and ".join(_expr(i, cl, consts) for i, cl in enumerate(clauses)) or "True"
+    # Every clause is a side-effect-free test and they are ANDed, so their order is free.
+    ordered = sorted(enumerate(clauses), key=lambda ic: _cost(ic[1]))
+    body = " and ".join(_expr(i, cl, consts) for i, cl in ordered) or "True"
     names = ", ".join(consts)
     source = (
         f"def _make({names}):\n"
@@ -140,14 +153,17 @@ def _build(clauses: list[Clause]) -> CompiledFilter:
         f"        return {body}\n"
         f"    def select(runs):\n"
         f"        return [r for r in runs if {body}]\n"
-        f"    return pred, select\n"
+        f"    def select_stage(runs, stage):\n"
+        f"        return [r for r in runs if r.lifecycle_stage == stage and {body}]\n"
+        f"    return pred, select, select_stage\n"
     )
     namespace: dict[str, Any] = {}
     exec(compile(source, "<octostore filter>", "exec"), namespace)  # noqa: S102 - our own source
-    pred, select = namespace["_make"](**consts)
+    pred, select, select_stage = namespace["_make"](**consts)
     pred.clauses = clauses
     pred.source = source
     pred.select = select
+    pred.select_stage = select_stage
     return pred  # type: ignore[no-any-return]
 
 

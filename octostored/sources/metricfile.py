@@ -16,6 +16,7 @@ final newline; it is not consumed, so it is read again next time.
 
 from __future__ import annotations
 
+import re
 from itertools import repeat
 
 Point = tuple[int, float, int]
@@ -118,25 +119,30 @@ def latest_of(points: list[Point]) -> tuple[float, int, int] | None:
     return value, ts, step
 
 
+_PLAIN_LINES = re.compile(
+    rb"(?:[0-9]{1,18}+ -?+(?:[0-9]++\.?+[0-9]*+(?:e[-+]?+[0-9]++)?+|nan|inf) [0-9]{1,18}+\n)*+")
+"""Lines exactly as MLflow writes them (``<ts> <repr(value)> <step>``, ts and step under 19
+digits, so within 64 bits): each such line is valid, so the only numbers worth converting are
+the steps, to find the latest.  Anything else takes the exact path."""
+
+
 def scan_latest(
     data: bytes, first_line_no: int = 1
 ) -> tuple[tuple[float, int, int] | None, int, list[str]]:
     """The latest point of a metric file without building its history.
 
-    Returns ((value, timestamp, step) or None, bytes consumed, warnings).  This
-    is the cold-index path: one C-level ``max`` over the columns.
+    Returns ((value, timestamp, step) or None, bytes consumed, warnings).  This is the
+    cold-index path: one regex pass in C checks every line, then only the steps column is
+    converted; the latest point's timestamp and value are read from its own line.
     """
-    end = data.rfind(b"\n") + 1
-    body = data[:end]
-    if body and not data[end:].strip():
-        toks = _tokens(body)
-        if toks is not None:
-            try:
-                steps, ts = list(map(int, toks[2::3])), list(map(int, toks[0::3]))
-                if _in_range(steps, ts):
-                    step, t, value = max(zip(steps, ts, map(float, toks[1::3])))
-                    return (value, t, step), end, []
-            except ValueError:
-                pass
+    if data and _PLAIN_LINES.fullmatch(data) is not None:
+        toks = data.split()
+        steps = list(map(int, toks[2::3]))
+        top = max(steps)
+        if steps.count(top) == 1:
+            i = 3 * steps.index(top)
+            return (float(toks[i + 1]), int(toks[i]), top), len(data), []
+        step, t, value = max(zip(steps, map(int, toks[0::3]), map(float, toks[1::3])))
+        return (value, t, step), len(data), []
     points, consumed, warnings = parse_points(data, first_line_no)
     return latest_of(points), consumed, warnings

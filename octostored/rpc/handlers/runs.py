@@ -71,6 +71,8 @@ def search_runs(root: Root, p: Params) -> dict[str, Any]:
     runs = _experiment_runs(root, ids)
     removed: list[str] = []
     fresh = True
+    # All of the index's runs: an equality on a param or tag looks its candidates up.
+    lookup = root.index.runs_with if not ids and since is None else None
     if since is not None:
         tick = root.index.parse_clock(since)
         if tick is not None:
@@ -78,7 +80,7 @@ def search_runs(root: Root, p: Params) -> dict[str, Any]:
             runs = [r for r in runs if r.clock > tick]
             removed = [rid for rid, t in root.index.removed.items() if t > tick]
     try:
-        total, page = search_page(runs, filter_string, order_by, view, limit, offset)
+        total, page = search_page(runs, filter_string, order_by, view, limit, offset, lookup)
     except FilterError as exc:
         raise BadFilter(str(exc), "see MLflow's search syntax, e.g. metrics.rmse < 0.7 and "
                         "params.model = 'rf'", filter=filter_string) from None
@@ -186,7 +188,7 @@ def register(ls: LanguageServer, daemon: Daemon) -> None:
         out["reproduces"] = orig
         out["reproduced_by"] = [
             {"run_id": o.run_id, "verdict": o.tags.get("octostore.verdict"), "status": o.status}
-            for o in root.index.runs.values() if o.tags.get("octostore.reproduces") == r.run_id
+            for o in root.index.reproductions(r.run_id)
         ]
         from .logs import resolve as resolve_logs
 
