@@ -12,6 +12,7 @@ import re
 import time
 from typing import Any
 
+from octostored.metricnames import lower_is_better  # noqa: F401 - the one rule, re-exported
 from octostored.model import from_json_float
 
 STATUS_STYLE = {
@@ -25,16 +26,7 @@ STATUS_STYLE = {
 
 STATUS_ICON = {"RUNNING": "▶", "SCHEDULED": "◷", "FINISHED": "✔", "FAILED": "✘", "KILLED": "■"}
 
-_LOWER = re.compile(
-    r"(loss|err|rmse|mse|mae|mape|perplexity|cost|time|latency|wer|cer)", re.IGNORECASE
-)
-"""Same rule as the daemon's insights (``octostored.index.insights.LOWER_IS_BETTER``)."""
-
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def lower_is_better(key: str) -> bool:
-    return bool(_LOWER.search(key))
 
 
 def metric_value(value: Any) -> float | None:

@@ -47,13 +47,6 @@ def test_order_by_for_columns() -> None:
     assert fmt.column_order_by("duration", True) is None
 
 
-def test_lower_is_better_matches_the_daemon() -> None:
-    from octostored.index.insights import lower_is_better
-
-    for key in ("rmse", "val_loss", "error_rate", "acc", "r2", "f1", "latency_ms", "mae"):
-        assert fmt.lower_is_better(key) == lower_is_better(key)
-
-
 def test_ema_is_debiased() -> None:
     assert fmt.ema([1.0, 1.0, 1.0], 0.9) == [1.0, 1.0, 1.0]
     assert fmt.ema([1.0, 2.0], 0.0) == [1.0, 2.0]

@@ -21,6 +21,7 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..metricnames import count_keys, direction, key_metric_order
 from .export import DEFAULT_MAX_ARTIFACT_BYTES
 
 if TYPE_CHECKING:
@@ -29,12 +30,6 @@ if TYPE_CHECKING:
 LIVE_STATUSES = ("RUNNING", "SCHEDULED")
 TRAILER = "Octostore-Run"
 """Git trailer naming each committed run: ``git log --format='%(trailers:key=Octostore-Run)'``."""
-
-LOWER_BETTER = ("loss", "rmse", "mse", "mae", "mape", "error", "err", "perplexity", "wer",
-                "cer", "logloss", "nll", "distance")
-HIGHER_BETTER = ("accuracy", "acc", "f1", "auc", "roc", "r2", "precision", "recall", "score",
-                 "map", "ndcg", "bleu", "rouge", "iou", "dice", "kappa")
-
 
 class SelectionError(Exception):
     def __init__(self, message: str, remedy: str) -> None:
@@ -106,38 +101,18 @@ def select_runs(runs: list[Run], experiments: dict[str, Experiment],
     return sel
 
 
-def _priority(key: str) -> tuple[str, int] | None:
-    """("min" or "max", rank of the word that says so: earlier words are more telling)."""
-    low = key.lower().replace("-", "_").replace("/", "_").replace(".", "_")
-    words = [w for w in low.split("_") if w]
-    hits = [("min", LOWER_BETTER.index(w)) for w in words if w in LOWER_BETTER]
-    hits += [("max", len(LOWER_BETTER) + HIGHER_BETTER.index(w)) for w in words
-             if w in HIGHER_BETTER]
-    return min(hits, key=lambda h: h[1]) if hits else None
-
-
 def metric_direction(key: str) -> str | None:
     """"min", "max" or None when the name does not say."""
-    p = _priority(key)
-    return p[0] if p else None
+    return direction(key)
 
 
 def best_metric(runs: list[Run]) -> tuple[str, float, str] | None:
     """(metric, best value, run id) for the most telling metric the runs share, or None."""
-    counts: dict[str, int] = {}
-    for r in runs:
-        for k in r.metrics:
-            counts[k] = counts.get(k, 0) + 1
-    known = [k for k in counts if metric_direction(k) is not None]
+    known = [k for k in key_metric_order(count_keys(r.metrics for r in runs))
+             if metric_direction(k) is not None]
     if not known:
         return None
-
-    def rank(k: str) -> tuple[int, int, int, str]:
-        low = k.lower()
-        held_out = 0 if any(p in low for p in ("val", "test", "eval")) else 1
-        return (-counts[k], held_out, _priority(k)[1], k)  # type: ignore[index]
-
-    key = sorted(known, key=rank)[0]
+    key = known[0]
     sign = 1.0 if metric_direction(key) == "min" else -1.0
     best: tuple[float, str] | None = None
     for r in runs:

@@ -15,16 +15,8 @@ import time
 from collections import Counter, defaultdict
 from typing import Any
 
+from ..metricnames import count_keys, key_metric_order, lower_is_better
 from ..model import Run, json_float
-
-LOWER_IS_BETTER = re.compile(r"(loss|err|rmse|mse|mae|mape|perplexity|cost|time|latency|wer|cer)",
-                             re.IGNORECASE)
-"""Metric names where lower is better; every other metric is higher-is-better."""
-
-
-def lower_is_better(key: str) -> bool:
-    return bool(LOWER_IS_BETTER.search(key))
-
 
 def _finite(v: float) -> bool:
     return isinstance(v, (int, float)) and math.isfinite(v)
@@ -99,9 +91,8 @@ def _numeric(values: list[str | None]) -> list[float] | None:
 
 
 def key_metrics(runs: list[Run], limit: int = 6) -> list[str]:
-    """The metrics most runs logged (ties: alphabetical)."""
-    counts = Counter(k for r in runs for k in r.metrics)
-    return [k for k, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
+    """The metrics most runs logged, most telling first (see ``metricnames.key_metric_order``)."""
+    return key_metric_order(count_keys(r.metrics for r in runs))[:limit]
 
 
 def insights(runs: list[Run], metric: str | None = None, lower: bool | None = None) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from typing import Any
 
 from lsprotocol import types as lsp
 
-from ..index.insights import lower_is_better
+from ..metricnames import lower_is_better
 from ..model import Run
 from .calls import Call, FileCalls, Key, Span
 
