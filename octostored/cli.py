@@ -294,8 +294,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--experiment", action="append", help="experiment id or name (repeatable)")
     p.add_argument("--view", choices=["active", "deleted", "all"], default="active")
     p.add_argument("--limit", type=int, default=100)
-    p = add("run", "one run in full")
-    p.add_argument("run_id")
+    p = add("run", "one run in full; `octostore run -- CMD ...` runs CMD keeping its console")
+    p.description = ("octostore run RUN_ID shows one run in full. "
+                     "octostore run -- CMD ... runs CMD (e.g. python train.py) with its output "
+                     "passed to the terminal unchanged and kept in .octostore/logs/, tagged on "
+                     "every MLflow run it starts (see `octostore logs`).")
+    p.add_argument("run_id", help="the run (id or a unique prefix)")
     p = add("metrics", "a run's metric history")
     p.add_argument("run_id")
     p.add_argument("keys", nargs="+")

@@ -122,6 +122,8 @@ def _print_result(res: dict[str, Any]) -> None:
         extras.append(f"{len(art['lfs'])} artifact(s) through Git LFS")
     if art["left_out"]:
         extras.append(f"{len(art['left_out'])} large artifact(s) left out")
+    if res.get("logs"):
+        extras.append(f"{len(res['logs'])} console log(s)")
     detail = f"{res['files']} files, {_mb(res['bytes'])}" + (
         "; " + "; ".join(extras) if extras else "")
     if res["dry_run"]:
@@ -210,10 +212,11 @@ def main_run(argv: list[str]) -> int:
         print("octostore: nothing to run; use `octostore run -- python train.py ...`",
               file=sys.stderr)
         return 2
-    exe = shutil.which(cmd[0])
+    exe = runner.find_program(cmd[0])
     if exe is None:
-        print(f"octostore: command not found: {cmd[0]}", file=sys.stderr)
-        return 2
+        print(f"octostore: command not found: {cmd[0]}; check its name and your PATH",
+              file=sys.stderr)
+        return 127
     root = repo_top(os.getcwd())
     writer = runner.open_log(root, cmd)
     env = dict(os.environ)

@@ -26,6 +26,8 @@ READ_BYTES = 1024 * 1024
 """Bytes asked per request (the daemon's maximum)."""
 POLL_SECONDS = 0.5
 FIRST_TAIL_BYTES = 64 * 1024
+MAX_LINES = 100_000
+"""The most matching lines the daemon sends (``octostored.index.logs.MAX_LINES``)."""
 
 
 def _usage(msg: str) -> Exception:
@@ -70,10 +72,18 @@ def cmd_logs(c: Client, args: argparse.Namespace) -> int:
         raise _usage(f"{args.root} is not a folder; pass --root with the path of your repo")
     if args.tail is not None and args.tail < 0:
         raise _usage("--tail must be 0 or more")
-    if args.max_lines < 1:
-        raise _usage("--max-lines must be 1 or more")
+    if not 1 <= args.max_lines <= MAX_LINES:
+        raise _usage(f"--max-lines must be from 1 to {MAX_LINES}")
     if args.grep is not None and (args.follow or args.tail is not None):
         raise _usage("--grep searches the whole log; leave out --follow and --tail")
+    if args.grep is not None:
+        import re
+
+        try:
+            re.compile(args.grep)
+        except (re.error, RecursionError, OverflowError) as exc:
+            raise _usage(f"--grep {args.grep[:100]!r} is not a valid Python regular expression "
+                         f"({exc}); fix the pattern") from None
     base: dict[str, Any] = {"root": root, "run_id": args.run_id}
     if args.name:
         base["name"] = args.name
@@ -133,12 +143,21 @@ def last_lines(text: str, n: int) -> str:
     return text[pos + 1:]
 
 
+def shown(line: str) -> str:
+    """What a terminal leaves of a line: the text after its last ``\r`` (a progress bar in
+    its last state; printed whole, each ``\r`` would also wipe the line number)."""
+    if "\r" not in line:
+        return line
+    parts = [p for p in line.split("\r") if p]
+    return parts[-1] if parts else ""
+
+
 def _grep(c: Client, base: dict[str, Any], args: argparse.Namespace) -> int:
     reply = c.call("octostore/log", {**base, "grep": args.grep, "max_lines": args.max_lines})
     if args.json:
         _json(reply)
         return 0
-    _write("".join(f"{n}:{text}\n" for n, text in reply["matches"]))
+    _write("".join(f"{n}:{shown(text)}\n" for n, text in reply["matches"]))
     if reply["truncated"]:
         print(f"octostore: showing the first {len(reply['matches'])} matching lines; "
               "pass --max-lines for more", file=sys.stderr)

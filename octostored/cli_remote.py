@@ -60,23 +60,20 @@ def remotes_path(root: str) -> str:
 
 
 def read_remotes(root: str) -> list[str]:
-    """The URIs of ``.octostore/remotes.toml``.
+    """The URIs of ``.octostore/remotes.toml`` (read as the daemon reads it).
 
     Raises:
-        ValueError: the file is not valid TOML (one sentence, with what to do).
+        ValueError: the file cannot be read or is not ``remotes = [...]`` (one sentence, with
+            what to do): it is not overwritten then.
     """
-    import tomllib
+    from .sources.discover import configured_remotes
 
-    path = remotes_path(root)
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except FileNotFoundError:
-        return []
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ValueError(f"cannot read {path} ({exc}); fix or delete it") from None
-    remotes = data.get("remotes", [])
-    return [u for u in remotes if isinstance(u, str)] if isinstance(remotes, list) else []
+    warnings: list[str] = []
+    uris = configured_remotes(root, warnings)
+    if warnings:
+        raise ValueError(warnings[0] if ";" in warnings[0] else
+                         f"{warnings[0]}; fix the file or delete it")
+    return uris
 
 
 def write_remotes(root: str, uris: list[str]) -> None:
@@ -96,14 +93,17 @@ def check_uri(uri: str) -> tuple[str | None, str]:
 
     uri = uri.strip()
     if uri.lower().startswith("databricks"):
-        return "octostore does not read Databricks tracking URIs; give an http(s):// URI", ""
+        return ("Databricks tracking URIs are not read by octostore; give the http:// or "
+                "https:// URI of an MLflow server"), ""
     if not is_remote_uri(uri):
-        return (f"{uri!r} is not an http:// or https:// tracking URI (local stores are found "
-                "without configuration)"), ""
+        return (f"{uri!r} is not an http:// or https:// tracking URI; give one like "
+                "https://mlflow.example.com (the repo's local stores need no configuration)"), ""
     try:
         parts = urlsplit(uri)
-    except ValueError:
-        return f"{scrub_uri(uri)} is not a URI octostore can read", ""
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        return (f"the URI is not valid ({exc}); give one like https://mlflow.example.com:5000"
+                ), ""
     if "@" in parts.netloc or parts.username or parts.password or _secret_query(parts.query):
         return ("the URI holds credentials, which must not be written to a file: give it "
                 "without them and set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, "
@@ -178,12 +178,12 @@ def _remove(root: str, args: argparse.Namespace) -> int:
     current = read_remotes(root)
     keep = [u for u in current if scrub_uri(u) != sid]
     if len(keep) == len(current):
-        from .sources.discover import remote_stores
-
-        elsewhere = any(r.id == sid for r in remote_stores(root, []))
-        where = (" (it is named in pyproject.toml, octostore.toml or .env: remove it there)"
-                 if elsewhere else "")
-        return _fail(f"{sid} is not in {remotes_path(root)}{where}; see `octostore remote list`")
+        elsewhere = [label for label in _named_in(root).get(sid, [])
+                     if label != "remotes.toml"]
+        if elsewhere:
+            return _fail(f"{sid} is not in {remotes_path(root)} but in "
+                         f"{' and '.join(elsewhere)}; remove it there")
+        return _fail(f"{sid} is not a remote of {root}; see `octostore remote list`")
     write_remotes(root, keep)
     if args.json:
         sys.stdout.write(json.dumps({"root": root, "uri": sid, "removed": True}) + "\n")
@@ -192,19 +192,27 @@ def _remove(root: str, args: argparse.Namespace) -> int:
     return 0
 
 
-def _list(root: str, args: argparse.Namespace) -> int:
-    from .sources.discover import configured_remotes, configured_stores, read_dotenv, \
-        remote_stores
-    from .sources.remote import scrub_uri
+def _named_in(root: str) -> dict[str, list[str]]:
+    """Server id -> the files that name it."""
+    from .sources.discover import configured_remotes, configured_stores, read_dotenv
+    from .sources.remote import is_remote_uri, scrub_uri
 
+    env_uri = read_dotenv(root).get("MLFLOW_TRACKING_URI", "")
     named: dict[str, list[str]] = {}
     for label, uris in (("remotes.toml", configured_remotes(root, [])),
-                        ("pyproject.toml/octostore.toml", [
-                            u for u in configured_stores(root, [])
-                            if u != read_dotenv(root).get("MLFLOW_TRACKING_URI")]),
-                        (".env", [read_dotenv(root).get("MLFLOW_TRACKING_URI", "")])):
+                        ("pyproject.toml/octostore.toml",
+                         [u for u in configured_stores(root, []) if u != env_uri]),
+                        (".env", [env_uri])):
         for u in uris:
-            named.setdefault(scrub_uri(u), []).append(label)
+            if is_remote_uri(u):
+                named.setdefault(scrub_uri(u), []).append(label)
+    return named
+
+
+def _list(root: str, args: argparse.Namespace) -> int:
+    from .sources.discover import remote_stores
+
+    named = _named_in(root)
     live = _daemon_sources(root)
     rows = []
     for ref in remote_stores(root, []):

@@ -404,3 +404,51 @@ def test_the_log_writer_never_waits_for_the_disk(tmp_path: Path,
     assert len(data) == 1000 and w.lost == 4000
     assert idx[-1]["exit"] == 0 and idx[-1]["lost"] == 4000 and idx[-1]["o"] == 1000
     assert idx[0]["argv"] == ["cmd"] and idx[0]["pid"] == os.getpid()
+
+
+@pytest.mark.parametrize("make, code, says", [
+    (lambda p: (p.write_text("#!/bin/sh\necho hi\n"), p.chmod(0o644)), 126, "chmod +x"),
+    (lambda p: (p.write_text("garbage\n"), p.chmod(0o755)), 126, "give it a #! line"),
+    (lambda p: (p.write_text("#!/no/such/interpreter\n"), p.chmod(0o755)), 127,
+     "check the interpreter its #! line names"),
+    (lambda p: p.mkdir(), 126, "it is a folder"),
+])
+def test_a_command_that_cannot_start_says_why_and_leaves_no_log(
+        tmp_path: Path, make: object, code: int, says: str) -> None:
+    """The runner (the reproduce job's tee) on a file that is there but cannot run."""
+    prog = tmp_path / "prog"
+    make(prog)  # type: ignore[operator]
+    log = tmp_path / "logs" / "x.log"
+    proc = subprocess.run([PY, "-m", "octostored.console.runner", "--log", str(log), "--",
+                           "./prog"], cwd=tmp_path, env=base_env(tmp_path), capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == code, proc
+    assert proc.stderr.startswith("octostore: cannot run ./prog") and says in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert not log.exists() and not log.with_suffix(".idx").exists()  # nothing ran: no log
+
+
+def test_a_failing_pump_still_lets_the_command_go(tmp_path: Path) -> None:
+    """The pump's thread dying must not leave the command writing into a pipe no one reads."""
+    from octostored.console import tee
+
+    class Broken:
+        def feed(self, data: bytes) -> None:
+            raise RuntimeError("boom")
+
+    out_r, out_w = os.pipe()
+    saved = os.dup(1)
+    os.dup2(out_w, 1)
+    try:
+        channels = tee.open_channels((1,), use_pty=False)
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+    (ch,) = channels
+    os.write(ch.write_fd, b"hello\n")
+    ch.close_parent_end()
+    with pytest.raises(RuntimeError):
+        tee.Pump(channels, Broken()).run()  # type: ignore[arg-type]
+    assert not ch.open  # the read end is closed: a writer gets EPIPE instead of blocking
+    for fd in (out_r, out_w):
+        os.close(fd)

@@ -379,3 +379,95 @@ def test_grep_a_progress_bar_without_newlines(daemon: DaemonProc, short_tmp: Pat
         assert [m[0] for m in r["matches"]] == [1, 2, 3]
         assert r["matches"][1][1].endswith("…") and len(r["matches"][1][1]) == 4000
         assert r["matches"][2][1] == "after the bar"
+
+
+class _ShortGrepDaemon(DaemonProc):
+    def env(self) -> dict[str, str]:
+        return {**super().env(), "OCTOSTORE_GREP_TIMEOUT": "3"}
+
+
+def test_a_pattern_that_backtracks_for_ever_does_not_stop_the_daemon(short_tmp: Path) -> None:
+    """``re`` holds the GIL while it matches: a pattern with nested repeats is searched in a
+    process of its own, stopped after OCTOSTORE_GREP_TIMEOUT, while the daemon keeps answering."""
+    import threading
+
+    repo = make_repo(short_tmp / "repo")
+    mlf = MlflowClient(tracking_uri=(repo / "mlruns").as_uri())
+    exp = mlf.create_experiment("redos")
+    w = LogWriter(repo, "20261126T130102Z-4343")
+    w.write(T0, b"a" * 64 + b"!\n")
+    w.write(T0 + 10, b"loss 0.5\rloss 0.25\n")
+    w.exit(T0 + 20, 0)
+    rid = _run(mlf, exp, "r", T0, T0 + 30, w.rel)
+    d = _ShortGrepDaemon(short_tmp).start()
+    try:
+        with d.client() as c:
+            _sync(c, repo, rid)
+            # A pattern with repeats goes through the separate process and finds what the
+            # in-daemon search finds.
+            got = c.call("octostore/log", root=str(repo), run_id=rid, grep=r"loss \d+\.\d+$")
+            assert got["matches"] == [[2, "loss 0.5\rloss 0.25"]] and not got["truncated"]
+            assert c.call("octostore/log", root=str(repo), run_id=rid, grep="a!")["matches"] == \
+                [[1, "a" * 64 + "!"]]
+        errors: list[RequestError] = []
+
+        def search() -> None:
+            with d.client(timeout=60) as c2:
+                try:
+                    c2.call("octostore/log", root=str(repo), run_id=rid, grep="^(a|aa)+$")
+                except RequestError as exc:
+                    errors.append(exc)
+
+        t = threading.Thread(target=search)
+        t.start()
+        wait_for(lambda: not t.is_alive() or _has_child(d), timeout=20,
+                 what="the search to start")
+        with d.client(timeout=20) as c:  # answers while the search runs
+            assert c.call("octostore/status")["version"]
+        t.join(60)
+        assert not t.is_alive()
+        (err,) = errors
+        assert err.code == protocol.INVALID_PARAMS
+        assert "took more than 3 s and was stopped; simplify the pattern" in err.message
+        wait_for(lambda: not _has_child(d), timeout=20, what="the search process to be reaped")
+    finally:
+        d.stop()
+
+
+def _has_child(d: DaemonProc) -> bool:
+    """The daemon has a child process (the search), zombies included."""
+    assert d.proc is not None
+    try:
+        with open(f"/proc/{d.proc.pid}/task/{d.proc.pid}/children") as f:
+            return bool(f.read().split())
+    except OSError:
+        return False
+
+
+def test_cli_grep_shows_a_progress_bar_in_its_last_state_and_checks_its_input(
+        daemon: DaemonProc, short_tmp: Path) -> None:
+    repo = make_repo(short_tmp / "repo")
+    mlf = MlflowClient(tracking_uri=(repo / "mlruns").as_uri())
+    exp = mlf.create_experiment("bar")
+    w = LogWriter(repo, "20261126T130102Z-4444")
+    w.write(T0, b"start\n")
+    w.write(T0 + 10, b"\rloss 0.5\rloss 0.25\r\ndone\n")
+    w.exit(T0 + 20, 0)
+    rid = _run(mlf, exp, "r", T0, T0 + 30, w.rel)
+    with daemon.client() as c:
+        _sync(c, repo, rid)
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "octostored.cli", "logs", rid, *args],
+                              cwd=repo, env=daemon.env(), capture_output=True, text=True,
+                              timeout=60)
+
+    out = cli("--grep", "loss")
+    assert out.returncode == 0 and out.stdout == "2:loss 0.25\n"  # the number stays visible
+    for args, says in ((["--grep", "x", "--max-lines", "1000000"],
+                        "octostore: --max-lines must be from 1 to 100000\n"),
+                       (["--grep", "loss ("], "octostore: --grep 'loss (' is not a valid Python "
+                        "regular expression (missing ), unterminated subpattern at position 5); "
+                        "fix the pattern\n")):
+        bad = cli(*args)
+        assert bad.returncode == 2 and bad.stderr == says

@@ -178,6 +178,40 @@ def test_remote_add_list_remove(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert not [n for n in os.listdir(tmp_path / ".octostore") if n.startswith(".tmp")]
 
 
+@pytest.mark.parametrize("uri, says", [
+    ("databricks://profile", "Databricks tracking URIs are not read by octostore; give the"),
+    ("ftp://mlflow.example.com", "give one like https://mlflow.example.com"),
+    ("http://[::1", "the URI is not valid (Invalid IPv6 URL); give one like"),
+    ("http://mlflow.example.com:port", "the URI is not valid (Port"),
+])
+def test_remote_add_refuses_a_bad_uri_in_one_sentence(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        uri: str, says: str) -> None:
+    monkeypatch.setenv("OCTOSTORE_SOCKET", str(tmp_path / "no-daemon.sock"))
+    assert _remote_cli("add", uri, "--root", str(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("octostore: ") and says in err and err.count("\n") == 1
+    assert "octostore: octostore" not in err and "<unparsable URI>" not in err
+    assert not (tmp_path / ".octostore" / "remotes.toml").exists()
+
+
+def test_remote_remove_says_where_a_server_is_named(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OCTOSTORE_SOCKET", str(tmp_path / "no-daemon.sock"))
+    (tmp_path / ".env").write_text("MLFLOW_TRACKING_URI=http://mlflow.internal:5000\n")
+    assert _remote_cli("remove", "http://mlflow.internal:5000", "--root", str(tmp_path)) == 2
+    assert capsys.readouterr().err == (
+        f"octostore: http://mlflow.internal:5000 is not in {tmp_path}/.octostore/remotes.toml "
+        "but in .env; remove it there\n")
+    (tmp_path / ".octostore").mkdir()
+    (tmp_path / ".octostore" / "remotes.toml").write_text('remotes = "http://a"\n')
+    assert _remote_cli("add", "http://b.example.com", "--root", str(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert "'remotes' must be a list of URIs; fix the file or delete it" in err
+    assert (tmp_path / ".octostore" / "remotes.toml").read_text() == 'remotes = "http://a"\n'
+
+
 # -- the daemon on a server ------------------------------------------------------------------------
 
 def test_daemon_lists_server_runs_as_mlflow_does(ready: Env) -> None:

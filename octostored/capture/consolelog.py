@@ -17,6 +17,7 @@ import os
 import sys
 import tomllib
 
+from ..console import flush_std_streams
 from ..console.logformat import ENV_LOG, STATE_TAG, TAG, rel_path, root_of
 from . import gitstate
 
@@ -27,7 +28,7 @@ _wanted: dict[str, bool] = {}
 def console_tags(cwd: str | None = None) -> dict[str, str]:
     log = os.environ.get(ENV_LOG)
     if log:
-        _flush()
+        flush_std_streams()
         root = root_of(log)
         return {TAG: rel_path(root, log)} if root else {}
     from ..console import inprocess
@@ -66,11 +67,3 @@ def _read_setting(root: str) -> bool:
             return section[SETTING] is True
     return False
 
-
-def _flush() -> None:
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            if stream is not None:
-                stream.flush()
-        except (OSError, ValueError):
-            pass

@@ -15,3 +15,13 @@ def helper_argv(module: str, args: list[str], python: str | None = None) -> list
     boot = (f"import sys; sys.path.append({top!r}); "
             f"from octostored.console.{module} import main; sys.exit(main(sys.argv[1:]))")
     return [python or sys.executable, "-I", "-S", "-c", boot, *args]
+
+
+def flush_std_streams() -> None:
+    """Flush Python's ``sys.stdout`` and ``sys.stderr`` (closed or missing ones are skipped)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            pass

@@ -31,7 +31,7 @@ import sys
 import threading
 from dataclasses import dataclass
 
-from . import helper_argv, tee
+from . import flush_std_streams, helper_argv, tee
 from .logformat import ENV_LOG
 from .logwriter import new_log_file
 
@@ -80,7 +80,7 @@ def start(root: str, argv: list[str]) -> str:
         raise CaptureOff("off in a notebook kernel: its output does not go through fds 1 and 2")
     if not sys.executable:
         raise CaptureOff("off: no Python executable to start the tee with")
-    _flush()
+    flush_std_streams()
     try:
         channels = tee.open_channels((1, 2))
     except OSError as exc:
@@ -123,7 +123,7 @@ def start(root: str, argv: list[str]) -> str:
         raise CaptureOff(f"off: cannot start the console tee ({exc.strerror or exc})") from None
     finally:
         _close(status_r)
-    _flush()
+    flush_std_streams()
     for ch in channels:
         for fd in ch.child_fds:
             os.dup2(ch.write_fd, fd)
@@ -155,7 +155,7 @@ def _read_status(fd: int, timeout: float) -> str:
 def _restore(t: _Tee) -> None:
     """The original streams back on fds 1 and 2 (the caller holds ``_lock``)."""
     global _current
-    _flush()
+    flush_std_streams()
     for fd, orig in t.originals.items():
         os.dup2(orig, fd)
     if os.environ.get(ENV_LOG) == t.log:
@@ -204,14 +204,6 @@ def _watch(t: _Tee) -> None:
     for fd in t.originals.values():
         _close(fd)
 
-
-def _flush() -> None:
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            if stream is not None:
-                stream.flush()
-        except (OSError, ValueError):
-            pass
 
 
 def _close(fd: int) -> None:

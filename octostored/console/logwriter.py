@@ -173,6 +173,15 @@ class LogWriter:
             self._cond.notify()
         self._thread.join(timeout)
 
+    def discard(self) -> None:
+        """Stop and remove the files (the command could not even start)."""
+        self.close(None)
+        for path in (self.path, index_path(self.path)):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
     # -- the writing thread ------------------------------------------------------------------------
     def _run(self) -> None:
         try:

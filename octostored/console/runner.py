@@ -24,6 +24,7 @@ Standard library only.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import signal
@@ -78,9 +79,9 @@ def run(cmd: list[str], exe: str, env: dict[str, str], writer: LogWriter | None,
         if old_mask is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         if writer is not None:
-            writer.close(None)
-        print(f"octostore: cannot run {cmd[0]}: {exc.strerror or exc}", file=sys.stderr)
-        return 126
+            writer.discard()  # nothing ran: no log of it
+        print(f"octostore: {cannot_run(cmd[0], exc)}", file=sys.stderr)
+        return 127 if exc.errno == errno.ENOENT else 126
     for ch in channels:
         ch.close_parent_end()
     pump = tee.Pump(channels, writer)
@@ -105,6 +106,30 @@ def run(cmd: list[str], exe: str, env: dict[str, str], writer: LogWriter | None,
         if writer.error:
             print(f"octostore: the console log is incomplete: {writer.error}", file=sys.stderr)
     return code
+
+
+def find_program(name: str) -> str | None:
+    """The program ``name`` runs: a path as it is when it exists (so that a file that cannot
+    be run says why, see :func:`cannot_run`), else looked up on ``PATH``; None if not found."""
+    if os.sep in name or (os.altsep and os.altsep in name):
+        return name if os.path.lexists(name) else None
+    return shutil.which(name)
+
+
+def cannot_run(name: str, exc: OSError) -> str:
+    """The sentence for a command that could not be started: what is wrong, what to do."""
+    why = exc.strerror or str(exc)
+    if os.path.isdir(name):
+        return f"cannot run {name}: it is a folder; name the program to run"
+    if exc.errno == errno.ENOEXEC:
+        return (f"cannot run {name}: it is not a program the system can start ({why}); give "
+                f"it a #! line, or name its interpreter (`octostore run -- sh {name}`)")
+    if exc.errno == errno.EACCES:
+        return f"cannot run {name} ({why}); make it executable with `chmod +x {name}`"
+    if exc.errno == errno.ENOENT:
+        return (f"cannot run {name} ({why}); if it is a script, check the interpreter its "
+                "#! line names")
+    return f"cannot run {name} ({why}); check the command"
 
 
 def _resize(pid: int, channels: list[tee.Channel]) -> None:
@@ -170,9 +195,10 @@ def main(argv: list[str]) -> int:
         print("usage: python -m octostored.console.runner --log PATH -- CMD ...", file=sys.stderr)
         return 2
     log_file, cmd = os.path.abspath(argv[1]), argv[3:]
-    exe = shutil.which(cmd[0])
+    exe = find_program(cmd[0])
     if exe is None:
-        print(f"octostore: command not found: {cmd[0]}", file=sys.stderr)
+        print(f"octostore: command not found: {cmd[0]}; check its name and your PATH",
+              file=sys.stderr)
         return 127
     try:
         writer: LogWriter | None = LogWriter(log_file, cmd)

@@ -150,42 +150,44 @@ class Pump:
                 poller.register(ch.read_fd, select.POLLIN)
                 by_fd[ch.read_fd] = ch
         feed = self.writer.feed if self.writer is not None else None
-        while by_fd:
-            exited = self.exited.is_set()
-            events = poller.poll(IDLE_AFTER_EXIT * 1000 if exited else 250)
-            if not events:
-                if exited:
-                    break
-                continue
-            got, busy = 0, False
-            for fd, _ in events:
-                ch = by_fd[fd]
-                try:
-                    data = os.read(fd, READ_SIZE)
-                except OSError as exc:  # EIO: a pty whose last writer closed it
-                    if exc.errno not in (errno.EIO, errno.EBADF):
-                        raise
-                    data = b""
-                if not data:
-                    poller.unregister(fd)
-                    del by_fd[fd]
-                    ch.close()
+        try:
+            while by_fd:
+                exited = self.exited.is_set()
+                events = poller.poll(IDLE_AFTER_EXIT * 1000 if exited else 250)
+                if not events:
+                    if exited:
+                        break
                     continue
-                got += len(data)
-                busy = busy or len(data) >= (SMALL_PTY if ch.pty else SMALL)
-                if feed is not None:
-                    feed(data)
-                if not write_out(ch.out_fd, data):
-                    # The reader went away (`| head`, a closed terminal): the command
-                    # gets the broken pipe it would have got without us.
-                    self.write_errors += 1
-                    poller.unregister(fd)
-                    del by_fd[fd]
-                    ch.close()
-            if got and not busy:
-                time.sleep(GATHER)
-        for ch in self.channels:
-            ch.close()
+                got, busy = 0, False
+                for fd, _ in events:
+                    ch = by_fd[fd]
+                    try:
+                        data = os.read(fd, READ_SIZE)
+                    except OSError as exc:  # EIO: a pty whose last writer closed it
+                        if exc.errno not in (errno.EIO, errno.EBADF):
+                            raise
+                        data = b""
+                    if not data:
+                        poller.unregister(fd)
+                        del by_fd[fd]
+                        ch.close()
+                        continue
+                    got += len(data)
+                    busy = busy or len(data) >= (SMALL_PTY if ch.pty else SMALL)
+                    if feed is not None:
+                        feed(data)
+                    if not write_out(ch.out_fd, data):
+                        # The reader went away (`| head`, a closed terminal): the command
+                        # gets the broken pipe it would have got without us.
+                        self.write_errors += 1
+                        poller.unregister(fd)
+                        del by_fd[fd]
+                        ch.close()
+                if got and not busy:
+                    time.sleep(GATHER)
+        finally:  # also when a read fails: the command must not block on a full pipe
+            for ch in self.channels:
+                ch.close()
 
     def start(self) -> threading.Thread:
         from .logwriter import quiet_thread

@@ -18,10 +18,12 @@ that leaves the root (absolute, ``..``, a symlink out) is refused with a warning
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import os
 import re
 import socket
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -508,3 +510,45 @@ def grep(ref: LogRef, pattern: tuple[re.Pattern[str], re.Pattern[str] | None],
     return {"name": ref.name, "size": max(0, end - ref.start), "matches": matches,
             "truncated": truncated}
 
+
+
+# -- grep in a process of its own ---------------------------------------------------------------
+GREP_TIMEOUT = float(os.environ.get("OCTOSTORE_GREP_TIMEOUT", "30"))
+"""Seconds a search may take before its process is stopped (a pattern that backtracks
+without end, like ``(a+)+$``)."""
+MAX_PATTERN = 10_000
+"""Characters a pattern may have."""
+
+
+def may_backtrack(pattern: str) -> bool:
+    """True when the pattern repeats something (``*``, ``+``, ``?``, ``{m,n}``), so that it
+    can backtrack for ever on some line.  Python's ``re`` holds the GIL while it matches: such
+    a pattern is matched in a process of its own (:func:`grep_argv`), which can be stopped,
+    rather than in the daemon, where it would stop every request.  A pattern without repeats
+    tries each of its branches once per position: it is matched in the daemon."""
+    return any(c in pattern for c in "*+?{")
+
+
+def grep_argv(ref: LogRef, pattern: str, max_lines: int) -> list[str]:
+    """The command that prints :func:`grep`'s reply as JSON (see :func:`grep_main`)."""
+    top = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    spec = orjson.dumps({"ref": dataclasses.asdict(ref), "pattern": pattern,
+                         "max_lines": max_lines}).decode()
+    boot = (f"import sys; sys.path.insert(0, {top!r}); "
+            "from octostored.index.logs import grep_main; sys.exit(grep_main(sys.argv[1:]))")
+    return [sys.executable, "-c", boot, spec]
+
+
+def grep_main(argv: list[str]) -> int:
+    """``[spec]``: print ``{"reply": <grep's reply>}`` or ``{"error": <why the log cannot be
+    read>}`` on stdout."""
+    spec = orjson.loads(argv[0])
+    ref = LogRef(**spec["ref"])
+    try:
+        out: dict[str, Any] = {"reply": grep(ref, compile_pattern(spec["pattern"]),
+                                             spec["max_lines"])}
+    except (OSError, EOFError) as exc:
+        out = {"error": str(exc)}
+    sys.stdout.buffer.write(orjson.dumps(out))
+    sys.stdout.buffer.flush()
+    return 0

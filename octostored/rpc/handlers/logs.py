@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import re
+import zlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from ...index import logs as logs_mod
 from .. import protocol
@@ -79,6 +83,9 @@ def register(ls: LanguageServer, daemon: Daemon) -> None:
                           hi=logs_mod.MAX_LINES) or 1
         rx = None
         if pattern is not None:
+            if len(pattern) > logs_mod.MAX_PATTERN:
+                raise InvalidParams(f"octostore/log: the pattern has {len(pattern)} characters, "
+                                    f"more than {logs_mod.MAX_PATTERN}", "shorten it")
             try:
                 rx = logs_mod.compile_pattern(pattern)
             except (re.error, RecursionError, OverflowError) as exc:
@@ -87,15 +94,52 @@ def register(ls: LanguageServer, daemon: Daemon) -> None:
 
         others = sharing(root, run)
 
-        def work() -> dict[str, Any]:
+        def cannot_read(ref: logs_mod.LogRef, why: object) -> LogNotFound:
+            return LogNotFound(f"the log {ref.path} of run {run.run_id} cannot be read ({why})",
+                               "check the file, then try again")
+
+        def work() -> dict[str, Any] | logs_mod.LogRef:
             ref = _pick(run, logs_mod.run_logs(root.path, run, others), name)
             try:
-                if rx is not None:
-                    return logs_mod.grep(ref, rx, max_lines)
-                return logs_mod.read(ref, offset, max_bytes, tail)
-            except (OSError, EOFError) as exc:
-                raise LogNotFound(f"the log {ref.path} of run {run.run_id} cannot be read "
-                                  f"({exc})", "check the file, then try again") from None
+                if rx is None:
+                    return logs_mod.read(ref, offset, max_bytes, tail)
+                if pattern is not None and logs_mod.may_backtrack(pattern):
+                    return ref  # searched apart: see _grep_apart
+                return logs_mod.grep(ref, rx, max_lines)
+            except (OSError, EOFError, zlib.error) as exc:
+                raise cannot_read(ref, exc) from None
 
         out = await asyncio.to_thread(work)
+        if isinstance(out, logs_mod.LogRef):
+            assert pattern is not None
+            out = await _grep_apart(out, pattern, max_lines, cannot_read)
         return {"run_id": run.run_id, **out}
+
+
+async def _grep_apart(ref: logs_mod.LogRef, pattern: str, max_lines: int,
+                      cannot_read: Callable[[logs_mod.LogRef, object], Exception]
+                      ) -> dict[str, Any]:
+    """Search in a process of its own, stopped after ``GREP_TIMEOUT`` seconds (``re`` holds
+    the GIL: a pattern that backtracks for ever would stop the whole daemon)."""
+    from ...reproduce.proc import output
+
+    try:
+        code, out, err = await output(logs_mod.grep_argv(ref, pattern, max_lines),
+                                      timeout=logs_mod.GREP_TIMEOUT)
+    except TimeoutError:
+        raise InvalidParams(f"octostore/log: searching for {pattern[:100]!r} took more than "
+                            f"{logs_mod.GREP_TIMEOUT:g} s and was stopped",
+                            "simplify the pattern (a repeat inside a repeat, like (a+)+, can "
+                            "take for ever)") from None
+    except OSError as exc:
+        raise cannot_read(ref, f"cannot start the search: {exc.strerror or exc}") from None
+    try:
+        reply = orjson.loads(out) if code == 0 else None
+    except orjson.JSONDecodeError:
+        reply = None
+    if not isinstance(reply, dict):
+        last = (err.strip().splitlines() or [f"exit code {code}"])[-1]
+        raise cannot_read(ref, f"the search failed: {last[:300]}")
+    if "error" in reply:
+        raise cannot_read(ref, reply["error"])
+    return reply["reply"]
