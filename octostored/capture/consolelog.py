@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
-import tomllib
+from .. import settings
 
 from ..console import flush_std_streams
 from ..console.logformat import ENV_LOG, STATE_TAG, TAG, rel_path, root_of
@@ -56,14 +56,8 @@ def wants_console(root: str) -> bool:
 
 
 def _read_setting(root: str) -> bool:
-    for name in ("octostore.toml", "pyproject.toml"):
-        try:
-            with open(os.path.join(root, name), "rb") as f:
-                data = tomllib.load(f)
-        except (OSError, tomllib.TOMLDecodeError):
-            continue
-        section = data if name == "octostore.toml" else data.get("tool", {}).get("octostore", {})
-        if isinstance(section, dict) and SETTING in section:
+    for _name, section in settings.sections(root):
+        if SETTING in section:
             return section[SETTING] is True
     return False
 

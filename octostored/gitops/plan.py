@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import math
 import os
-import tomllib
+
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .. import settings
 from ..metricnames import count_keys, direction, key_metric_order
 from .export import DEFAULT_MAX_ARTIFACT_BYTES
 
@@ -164,16 +165,8 @@ def max_artifact_bytes(root: str, override_mb: float | None = None) -> int:
     """
     if override_mb is not None:
         return int(override_mb * 1024 * 1024)
-    for name in ("octostore.toml", "pyproject.toml"):
-        path = os.path.join(root, name)
-        try:
-            with open(path, "rb") as f:
-                data = tomllib.load(f)
-        except (OSError, tomllib.TOMLDecodeError):
-            continue
-        section: Any = data if name == "octostore.toml" else data.get("tool", {}).get(
-            "octostore", {})
-        commit = section.get("commit", {}) if isinstance(section, dict) else {}
+    for _name, section in settings.sections(root):
+        commit = section.get("commit")
         value = commit.get("max_artifact_mb") if isinstance(commit, dict) else None
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
             return int(value * 1024 * 1024)

@@ -466,22 +466,14 @@ def config(top: str) -> dict[str, Any]:
     Keys: ``tolerance`` (relative, default 0 = exact), ``ignore_metrics`` (list of keys,
     e.g. timings that never reproduce).  A file that cannot be read counts as empty.
     """
-    import tomllib
+    from .. import settings
 
-    for name in ("octostore.toml", "pyproject.toml"):
-        try:
-            with open(os.path.join(top, name), "rb") as f:
-                data = tomllib.load(f)
-        except (OSError, tomllib.TOMLDecodeError):
-            continue
-        section = data if name == "octostore.toml" else (data.get("tool") or {}).get(
-            "octostore") or {}
-        rep = section.get("reproduce") if isinstance(section, dict) else None
-        if isinstance(rep, dict):
-            out: dict[str, Any] = {}
-            if isinstance(rep.get("tolerance"), (int, float)) and rep["tolerance"] >= 0:
-                out["tolerance"] = float(rep["tolerance"])
-            if isinstance(rep.get("ignore_metrics"), list):
-                out["ignore_metrics"] = [str(k) for k in rep["ignore_metrics"]]
-            return out
-    return {}
+    rep = settings.table(top, "reproduce")
+    out: dict[str, Any] = {}
+    if rep is None:
+        return out
+    if isinstance(rep.get("tolerance"), (int, float)) and rep["tolerance"] >= 0:
+        out["tolerance"] = float(rep["tolerance"])
+    if isinstance(rep.get("ignore_metrics"), list):
+        out["ignore_metrics"] = [str(k) for k in rep["ignore_metrics"]]
+    return out

@@ -26,6 +26,7 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import settings
 from .filestore import is_file_store
 from .remote import is_remote_uri, scrub_uri
 
@@ -192,18 +193,8 @@ def uri_to_path(uri: str, root: str) -> str | None:
 
 def configured_stores(root: str, warnings: list[str]) -> list[str]:
     uris: list[str] = []
-    for name in ("octostore.toml", "pyproject.toml"):
-        path = os.path.join(root, name)
-        if not os.path.isfile(path):
-            continue
-        try:
-            with open(path, "rb") as f:
-                data = tomllib.load(f)
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            warnings.append(f"{name}: cannot read configuration ({exc})")
-            continue
-        section = data if name == "octostore.toml" else data.get("tool", {}).get("octostore", {})
-        stores = section.get("stores", []) if isinstance(section, dict) else []
+    for _name, section in settings.sections(root, warnings):
+        stores = section.get("stores", [])
         if isinstance(stores, list):
             uris.extend(str(s) for s in stores)
     uri = read_dotenv(root).get("MLFLOW_TRACKING_URI")
