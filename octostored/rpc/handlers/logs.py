@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import weakref
 import zlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -33,13 +34,14 @@ class LogNotFound(OctostoreError):
     CODE = protocol.LOG_NOT_FOUND
 
 
-_GROUPS: dict[str, logs_mod.TagGroups] = {}
-"""Per root: runs grouped by console-log tag (to tell whether runs of one log overlap)."""
+_GROUPS: weakref.WeakKeyDictionary[Root, logs_mod.TagGroups] = weakref.WeakKeyDictionary()
+"""Per open root: runs grouped by console-log tag (to tell whether runs of one log overlap);
+gone with the root when it is closed."""
 
 
 def sharing(root: Root, run: Run) -> list[Run]:
     """The runs tagged with the same log as ``run`` (on the event loop: reads the index)."""
-    groups = _GROUPS.setdefault(root.path, logs_mod.TagGroups())
+    groups = _GROUPS.setdefault(root, logs_mod.TagGroups())
     return groups.get(root.index.clock, root.index.runs.values(), run.tags.get(logs_mod.TAG))
 
 
