@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from octostored import envfiles
@@ -838,6 +838,7 @@ def test_miniyaml_agrees_with_pyyaml_when_both_parse(lines: list[tuple[int, str]
 def test_miniyaml_fuzz_never_raises_other_errors() -> None:
     @settings(max_examples=200, deadline=None)
     @given(st.text(alphabet=st.sampled_from(list("ab:-[]{}'\"#|> \n,&*!1.")), max_size=80))
+    @example("{],")  # a flow mapping that ends after a comma: once an IndexError
     def check(text: str) -> None:
         with contextlib.suppress(miniyaml.YamlError):
             miniyaml.loads(text)

@@ -406,7 +406,9 @@ def _flow(text: str, pos: int, number: int) -> tuple[Any, int]:
         mapping: dict[Any, Any] = {}
         pos = _skip(text, pos + 1)
         while True:
-            if pos < len(text) and text[pos] == "}":
+            if pos >= len(text):
+                raise YamlError(f"line {number}: unterminated {{...}}")
+            if text[pos] == "}":
                 return mapping, pos + 1
             if text[pos] in "'\"":
                 key, pos = _quoted(text, pos, number)
