@@ -80,6 +80,18 @@ class Daemon:
     def snapshot_files(self) -> list[str]:
         return glob.glob(os.path.join(self.cache, "root-*.msgpack"))
 
+    def wait_idle(self, window: float = 0.5, busy: float = 0.05, timeout: float = 300.0) -> float:
+        """Wait until the daemon spends under ``busy`` of a CPU over ``window`` seconds (its
+        snapshot write and watch setup after the first answers are done), so a latency
+        measurement times the request, not background work; return the seconds waited."""
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < timeout:
+            c0 = self.cpu_s()
+            time.sleep(window)
+            if self.cpu_s() - c0 <= busy * window:
+                break
+        return time.perf_counter() - t0
+
     def wait_snapshot(self, timeout: float = 300.0) -> bool:
         """Wait until a snapshot exists and stopped changing (its write is asynchronous)."""
         deadline = time.perf_counter() + timeout

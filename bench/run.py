@@ -250,6 +250,7 @@ class Phases:
                 for root in (froot, sroot):
                     c.call("octostore/open", root=root)
                     c.call("octostore/sync", root=root)
+                d.wait_idle()  # the snapshot write and watch setup: not part of a query
                 self.queries(c, froot, sroot)
             self.updates(d, froot, sroot)
             self.concurrency(d, froot)

@@ -162,3 +162,47 @@ def test_equality_lookup_gives_the_pages_a_full_scan_gives() -> None:
     rid = next(iter(runs))
     idx.apply({rid: _run(rid, "s", params={"model": "new"})}, {})
     assert [r.run_id for r in idx.runs_with("params", "model")["new"]] == [rid]
+
+
+def test_a_changed_run_shows_on_the_next_page_never_a_stale_row() -> None:
+    """``octostore/runs`` reuses each run's encoded row; any change of the run, by a new
+    record, by a source leaving it, or by a store read setting fields on a reused record,
+    shows on the next page (encoded as the server encodes replies)."""
+    import orjson
+
+    from octostored.rpc.handlers.runs import search_runs
+    from octostored.rpc.params import Params
+
+    idx = RootIndex("/r", "i")
+    idx.apply({f"{i:032x}": _run(f"{i:032x}", "db", params={"model": "rf"},
+                                 metrics={"m": (i / 10, 1, 0)}, start_time=i) for i in range(10)}, {})
+
+    class Root:  # what search_runs reads of a root
+        path = "/r"
+        index = idx
+
+    def page(**extra: object) -> dict[str, dict[str, object]]:
+        p = Params("octostore/runs", {"root": "/r", "filter": "params.model = 'rf'",
+                                      "order_by": ["metrics.m DESC"], "limit": 5, **extra})
+        reply = orjson.loads(orjson.dumps(search_runs(Root, p)))  # type: ignore[arg-type]
+        return {r["run_id"]: r for r in reply["runs"]}
+
+    top = f"{9:032x}"
+    assert page()[top]["metrics"] == {"m": 0.9} and page()[top]["sources"] == ["db"]
+    idx.apply({top: _run(top, "db", params={"model": "rf"}, metrics={"m": (5.0, 2, 1)},
+                         start_time=9, status="FAILED")}, {})
+    row = page()[top]
+    assert row["metrics"] == {"m": 5.0} and row["status"] == "FAILED"
+    assert row["clock"] == idx.tick
+    idx.apply({top: _run(top, "files", params={"model": "rf"}, metrics={"m": (5.0, 2, 1)},
+                         start_time=9, status="FAILED")}, {})
+    assert page()[top]["sources"] == ["db", "files"]
+    idx.apply({}, {}, removed={"files": [top]})  # changes the record in place
+    assert page()[top]["sources"] == ["db"]
+    idx.runs[top].experiment_key = "1@other"  # a store read setting a reused record's fields
+    idx.runs[top].committed = True
+    row = page()[top]
+    assert row["experiment_key"] == "1@other" and row["committed"] is True
+    # Asked-for columns are shaped per request, next to the cached full rows.
+    assert page(columns=["metric.m"])[top]["params"] == {} and page()[top]["params"] == {
+        "model": "rf"}

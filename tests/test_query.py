@@ -296,6 +296,24 @@ def test_heap_path_equals_full_sort():
     assert ids(sort_runs(rs, spec, limit=10, offset=5)) == full[5:15]
 
 
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(st.integers(0, 2**32), _orders, st.integers(1, 12), st.integers(0, 4))
+def test_first_clause_cut_equals_mlflows_order(seed, order_by, limit, offset):
+    """A small page of many runs takes the cut (only runs whose first sort value can be on
+    the page get the full key): ties at the cut, NaN, missing values and inf included."""
+    rng = random.Random(seed)
+    rs = [run(f"{i:03d}", start_time=rng.choice([1, 2, 3]),
+              status=rng.choice(["FINISHED", "FAILED"]),
+              metrics={} if rng.random() < 0.2 else {"m": rng.choice([NAN, INF, -INF, 0.0, 1.0,
+                                                                      rng.random()])},
+              params={} if rng.random() < 0.2 else {"p": rng.choice(["a", "b", "", "é"])},
+              tags={} if rng.random() < 0.3 else {"q": rng.choice("xyz")})
+          for i in range(rng.randrange(60, 200))]
+    expected = ids(_mlflow_sort(rs, order_by))
+    got = ids(sort_runs(rs, parse_order_by(order_by), limit=limit, offset=offset))
+    assert got == expected[offset: offset + limit]
+
+
 @pytest.mark.parametrize(
     "order_by,fragment",
     [

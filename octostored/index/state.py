@@ -22,6 +22,8 @@ TOMBSTONE_LIMIT = 100_000
 """Removed-run records kept for ``since_clock`` answers; older ones force a fresh set."""
 VIEW_CACHE = 32
 """Derived views (runs by a param's value, ...) kept until the index changes."""
+ROW_CACHE = 4096
+"""Shaped rows (``octostore/runs``'s encoded run rows) kept; the cache starts over when full."""
 
 
 @dataclass(slots=True)
@@ -70,6 +72,7 @@ class RootIndex:
         self.oldest_tick = 0
         """Ticks before this one have lost their tombstones: such clocks get a fresh set."""
         self._views: dict[tuple[str, ...], tuple[tuple[int, int, int], Any]] = {}
+        self._rows: dict[str, tuple[Run, tuple[Any, ...], Any]] = {}
 
     # -- clocks -----------------------------------------------------------------------
     def all_warnings(self) -> list[str]:
@@ -128,6 +131,7 @@ class RootIndex:
                 if len(remaining) == len(run.sources):
                     continue
                 recount = True
+                self._rows.pop(run_id, None)
                 if not remaining:
                     del self.runs[run_id]
                     self.removed[run_id] = new_tick
@@ -144,6 +148,7 @@ class RootIndex:
                 if old is None or run_id in runs or sid not in old.sources:
                     continue
                 recount = True
+                self._rows.pop(run_id, None)
                 remaining = [s for s in old.sources if s != sid]
                 if not remaining:
                     del self.runs[run_id]
@@ -164,6 +169,7 @@ class RootIndex:
                 recount = True
             merged.clock = new_tick
             self.runs[run_id] = merged
+            self._rows.pop(run_id, None)
             self.removed.pop(run_id, None)
             changed.append(run_id)
         if not (changed or gone or changed_exps or environment or git):
@@ -219,6 +225,24 @@ class RootIndex:
             return out
 
         return self._cached((kind, key), build)  # type: ignore[no-any-return]
+
+    def row(self, run: Run, make: Callable[[Run], Any]) -> Any:
+        """``make(run)``, kept until the index changes that run.
+
+        :meth:`apply` drops a changed run's entry; an entry also serves only the very
+        same run object with the same clock, sources, committed flag, experiment key and
+        warnings (the fields a store read may set on a run it reuses), so a run replaced
+        or touched by any path is shaped again, never served stale.
+        """
+        ver = (run.clock, run.committed, run.experiment_key, len(run.warnings), *run.sources)
+        hit = self._rows.get(run.run_id)
+        if hit is not None and hit[0] is run and hit[1] == ver:
+            return hit[2]
+        value = make(run)
+        if len(self._rows) >= ROW_CACHE:
+            self._rows.clear()
+        self._rows[run.run_id] = (run, ver, value)
+        return value
 
     def reproductions(self, run_id: str) -> list[Run]:
         """Runs whose ``octostore.reproduces`` tag names ``run_id``."""

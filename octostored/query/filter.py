@@ -175,3 +175,11 @@ def compile_filter(filter_string: str | None) -> CompiledFilter:
     compiling the same string again is free.
     """
     return _build(parse_filter(filter_string))
+
+
+@lru_cache(maxsize=256)
+def compile_filter_without(filter_string: str | None, index: int) -> CompiledFilter:
+    """:func:`compile_filter` minus clause ``index`` (one the caller's candidates already
+    satisfy, such as the equality a value lookup answered)."""
+    clauses = compile_filter(filter_string).clauses
+    return _build(clauses[:index] + clauses[index + 1:])

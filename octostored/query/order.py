@@ -174,13 +174,45 @@ def sort_runs(
 ) -> list[Run]:
     """Runs in MLflow order, then ``[offset : offset + limit]``."""
     runs = runs if isinstance(runs, list) else list(runs)
-    key = order.key_function(runs)
     offset = max(offset, 0)
     if limit is None:
+        key = order.key_function(runs)
         return sorted(runs, key=key)[offset:] if offset else sorted(runs, key=key)
     want = offset + max(limit, 0)
+    if want == 0:
+        return []
+    if want * 4 < len(runs):
+        runs = _first_clause_cut(runs, order, want)
     if want * 8 < len(runs):
         # A small page: a bounded heap is O(n log k) against O(n log n), and
         # nsmallest is stable, so ties keep the same order as sorted().
-        return heapq.nsmallest(want, runs, key=key)[offset:]
-    return sorted(runs, key=key)[offset:want]
+        return heapq.nsmallest(want, runs, key=order.key_function(runs))[offset:]
+    return sorted(runs, key=order.key_function(runs))[offset:want]
+
+
+_START_DESC = OrderClause(ATTR, "start_time", False)
+"""The default order's first key (runs without a start time last)."""
+
+
+def _first_clause_cut(runs: list[Run], order: OrderSpec, want: int) -> list[Run]:
+    """The runs that can be among the first ``want``: those whose first sort value is at
+    least as good as the ``want``-th best present value (ties kept), or all of ``runs``
+    when fewer than ``want`` have a value.  Only this short list gets the full key."""
+    cl = order.clauses[0] if order.clauses else _START_DESC
+    if cl.kind == ATTR:
+        vals = [getattr(r, cl.key) for r in runs]
+    elif cl.kind == METRIC:
+        key = cl.key
+        vals = [m[0] if (m := r.metrics.get(key)) is not None else None for r in runs]
+    else:
+        key = cl.key
+        d = _DICT[cl.kind]
+        vals = [getattr(r, d).get(key) for r in runs]
+    present = [v for v in vals if v is not None and v == v]  # neither missing nor NaN
+    if len(present) < want:
+        return runs
+    present.sort(reverse=not cl.ascending)
+    t = present[want - 1]
+    if cl.ascending:
+        return [r for r, v in zip(runs, vals) if v is not None and v <= t]
+    return [r for r, v in zip(runs, vals) if v is not None and v >= t]

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from ..model import Experiment, Run, json_float
 
 
@@ -43,6 +45,11 @@ def run_row(run: Run, columns: list[str] | None = None) -> dict[str, Any]:
         "warnings": run.warnings,
         "clock": run.clock,
     }
+
+
+def run_row_json(run: Run) -> orjson.Fragment:
+    """:func:`run_row` (all columns) encoded once: the reply's encoder copies the bytes."""
+    return orjson.Fragment(orjson.dumps(run_row(run)))
 
 
 def run_full(run: Run) -> dict[str, Any]:

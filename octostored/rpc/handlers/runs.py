@@ -10,7 +10,7 @@ from ...index.history import downsample
 from ...model import Run, json_float
 from ..errors import BadFilter, ExperimentNotFound, InvalidParams, RunNotFound
 from ..params import Params
-from ..shape import experiment_row, run_full, run_row
+from ..shape import experiment_row, run_full, run_row, run_row_json
 
 if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
@@ -68,16 +68,17 @@ def search_runs(root: Root, p: Params) -> dict[str, Any]:
     limit = p.int("limit", 1000, lo=0, hi=MAX_LIMIT)
     since = p.str("since_clock")
     clock = root.index.clock
-    runs = _experiment_runs(root, ids)
     removed: list[str] = []
     fresh = True
-    # All of the index's runs: an equality on a param or tag looks its candidates up.
+    # All of the index's runs: an equality on a param or tag looks its candidates up, and
+    # then the 10,000-run copy is not needed.
     lookup = root.index.runs_with if not ids and since is None else None
+    runs: Any = (lambda: _experiment_runs(root, ids)) if lookup else _experiment_runs(root, ids)
     if since is not None:
         tick = root.index.parse_clock(since)
         if tick is not None:
             fresh = False
-            runs = [r for r in runs if r.clock > tick]
+            runs = [r for r in _experiment_runs(root, ids) if r.clock > tick]
             removed = [rid for rid, t in root.index.removed.items() if t > tick]
     try:
         total, page = search_page(runs, filter_string, order_by, view, limit, offset, lookup)
@@ -92,7 +93,9 @@ def search_runs(root: Root, p: Params) -> dict[str, Any]:
         "total": total,
         "offset": offset,
         "next_offset": nxt if nxt < total else None,
-        "runs": [run_row(r, columns) for r in page],
+        # Full rows are encoded once per run version and reused (orjson copies the bytes).
+        "runs": [run_row(r, columns) for r in page] if columns is not None else
+                [root.index.row(r, run_row_json) for r in page],
         "removed": removed,
     }
 
