@@ -172,7 +172,7 @@ def test_run_from_a_dirty_tree_reproduces_through_its_patch(lab: Lab) -> None:
         assert orig["git"]["dirty"] == "true" and orig["git"]["patch"]
         res = reproduce(c, lab.repo, lab.runs["dirty"])
     r = res["result"]
-    assert r["verdict"] == "reproduced", res
+    assert r["verdict"] == "reproduced", (r["metrics"], r.get("message"))
     assert r["patch"] == orig["git"]["patch"]
     acc = _metrics(res)["acc"]
     assert acc["reproduced"] > 0.8  # BONUS = 0.5 came through the patch (0.39 without it)

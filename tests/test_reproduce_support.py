@@ -49,6 +49,9 @@ p.add_argument("--seed", type=int, default=0)
 p.add_argument("--fail-at", type=int, default=-1)
 a = p.parse_args()
 random.seed(a.seed)  # the global generator: MLflow's run names draw from it too
+# The loss's own generator: MLflow also draws from the global one when it retries a
+# locked database (jitter), which a loaded machine makes happen at random.
+rng = random.Random(a.seed)
 BONUS = 0.0
 mlflow.set_experiment("tiny")
 with mlflow.start_run():
@@ -57,7 +60,7 @@ with mlflow.start_run():
     for epoch in range(a.epochs):
         if epoch == a.fail_at:
             raise RuntimeError(f"the loss exploded at epoch {epoch}")
-        loss = loss * (1 - a.lr) + random.random() * 0.01
+        loss = loss * (1 - a.lr) + rng.random() * 0.01
         mlflow.log_metric("loss", loss, step=epoch)
         print(f"epoch {epoch} loss {loss:.6f}", flush=True)
     mlflow.log_metric("acc", 1 - loss + BONUS)
