@@ -78,7 +78,7 @@ def read_remotes(root: str) -> list[str]:
 
 def write_remotes(root: str, uris: list[str]) -> None:
     """Write ``.octostore/remotes.toml`` atomically (temp file and rename)."""
-    from .capture.files import atomic_write
+    from .atomicfile import atomic_write
 
     body = "".join(f"  {json.dumps(u)},\n" for u in uris)
     text = HEADER + (f"remotes = [\n{body}]\n" if uris else "remotes = []\n")

@@ -9,7 +9,6 @@ no MLflow data, bad filter) shown as sentences, never tracebacks.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,32 +27,10 @@ from octostore_tui.widgets.metric_chart import MetricChart
 from octostore_tui.widgets.notice import Notice
 from octostore_tui.widgets.runs_grid import RunsGrid
 
-from .test_tui_support import T0, TuiEnv, mlflow_client, wait_until, write_wine_store
+from .test_tui_support import (  # noqa: F401 - env, no_worker_errors: fixtures
+    T0, TuiEnv, env, mlflow_client, no_worker_errors, wait_until, write_wine_store)
 
 SIZE = (160, 48)
-
-
-@pytest.fixture(autouse=True)
-def no_worker_errors(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Every app of a test must end without an unexpected worker failure."""
-    apps: list[OctostoreApp] = []
-    init = OctostoreApp.__init__
-
-    def tracking_init(self: OctostoreApp, *args: Any, **kw: Any) -> None:
-        init(self, *args, **kw)
-        apps.append(self)
-
-    monkeypatch.setattr(OctostoreApp, "__init__", tracking_init)
-    yield
-    for app in apps:
-        assert app.worker_errors == [], f"unexpected worker failures: {app.worker_errors!r}"
-
-
-@pytest.fixture(scope="module")
-def env() -> Iterator[TuiEnv]:
-    e = TuiEnv().start()
-    yield e
-    e.close()
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ log says how to keep one; a reproduction opens its original's log with ``o``.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,31 +23,10 @@ from octostore_tui.widgets.artifact_tree import ArtifactTree
 from octostore_tui.widgets.artifact_view import NO_LOG_HINT, ArtifactView
 from octostored.console.logformat import TAG
 
-from .test_tui_support import ConsoleLog, TuiEnv, mlflow_client, wait_until, write_wine_store
+from .test_tui_support import (  # noqa: F401 - env, no_worker_errors: fixtures
+    ConsoleLog, TuiEnv, env, mlflow_client, no_worker_errors, wait_until, write_wine_store)
 
 SIZE = (140, 40)
-
-
-@pytest.fixture(autouse=True)
-def no_worker_errors(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    apps: list[OctostoreApp] = []
-    init = OctostoreApp.__init__
-
-    def tracking_init(self: OctostoreApp, *args: Any, **kw: Any) -> None:
-        init(self, *args, **kw)
-        apps.append(self)
-
-    monkeypatch.setattr(OctostoreApp, "__init__", tracking_init)
-    yield
-    for app in apps:
-        assert app.worker_errors == [], f"unexpected worker failures: {app.worker_errors!r}"
-
-
-@pytest.fixture(scope="module")
-def env() -> Iterator[TuiEnv]:
-    e = TuiEnv().start()
-    yield e
-    e.close()
 
 
 def app_for(env: TuiEnv, repo: Path) -> OctostoreApp:

@@ -30,6 +30,7 @@ from .test_tui_support import (
     T0,
     ConsoleLog,
     TuiEnv,
+    env,  # noqa: F401 - a fixture
     deterministic_ids,
     mlflow_client,
     wait_until,
@@ -39,13 +40,6 @@ from .test_tui_support import (
 SEED = 11
 SMALL = (80, 24)
 LARGE = (160, 48)
-
-
-@pytest.fixture(scope="module")
-def env() -> Iterator[TuiEnv]:
-    e = TuiEnv().start()
-    yield e
-    e.close()
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import pytest
+
 os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
 
 from mlflow import MlflowClient
@@ -200,3 +202,30 @@ class ConsoleLog:
     def exit(self, t_ms: int, code: int | None = 0) -> None:
         with open(self.idx, "ab") as f:
             f.write(self._line(self.size, t_ms, exit=code))
+
+
+# -- fixtures shared by the TUI test modules (import them by name) ----------------------------
+@pytest.fixture(autouse=True)
+def no_worker_errors(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every app of a test must end without an unexpected worker failure."""
+    from octostore_tui.app import OctostoreApp
+
+    apps: list[OctostoreApp] = []
+    init = OctostoreApp.__init__
+
+    def tracking_init(self: OctostoreApp, *args: Any, **kw: Any) -> None:
+        init(self, *args, **kw)
+        apps.append(self)
+
+    monkeypatch.setattr(OctostoreApp, "__init__", tracking_init)
+    yield
+    for app in apps:
+        assert app.worker_errors == [], f"unexpected worker failures: {app.worker_errors!r}"
+
+
+@pytest.fixture(scope="module")
+def env() -> Iterator[TuiEnv]:
+    """One daemon for a test module's apps."""
+    e = TuiEnv().start()
+    yield e
+    e.close()

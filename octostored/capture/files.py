@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
+
+from ..atomicfile import atomic_write
 
 OCTOSTORE_DIR = ".octostore"
 ENVS_DIR = "envs"
@@ -22,28 +23,6 @@ PATCH_SUFFIX = ".patch"
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
-    """Write ``data`` to ``path`` through a temp file and a rename.
-
-    Raises:
-        OSError: the folder cannot be created or written.
-    """
-    folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def store_once(path: str, data: bytes) -> bool:

@@ -333,7 +333,7 @@ def gitignore(top: str, req: CommitRequest, result: dict[str, Any]) -> None:
 
 def append_to_gitignore(root: str, patterns: list[str], comment: str | None = None) -> list[str]:
     """Append the patterns ``.gitignore`` lacks (atomically); return those added."""
-    from ..capture.files import atomic_write
+    from ..atomicfile import atomic_write
 
     path = os.path.join(root, ".gitignore")
     try:

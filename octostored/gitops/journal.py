@@ -54,7 +54,7 @@ def build_commit(top: str, staging: str, parent: str | None, lines: list[str], m
 
 
 def write_journal(state: str, journal: dict[str, Any]) -> None:
-    from ..capture.files import atomic_write
+    from ..atomicfile import atomic_write
 
     atomic_write(os.path.join(state, "journal.json"), json.dumps(journal).encode("utf-8"))
 

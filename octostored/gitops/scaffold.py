@@ -17,7 +17,7 @@ import os
 import re
 import subprocess
 
-from ..capture.files import atomic_write
+from ..atomicfile import atomic_write
 
 
 class ScaffoldError(Exception):

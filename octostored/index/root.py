@@ -27,7 +27,6 @@ import dataclasses
 import gc
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,13 +34,14 @@ from typing import Any
 
 import orjson
 
+from ..atomicfile import atomic_write
 from ..model import Experiment, Run
 from ..sources import filestore
 from ..sources.discover import COMMITTED_STORE, CONFIG_FILES, StoreRef, config_signature, discover
 from ..sources.remote import RemoteCursor, RemoteError, RemoteScan, RemoteSource, \
     env_seconds, policy_from_env
 from .history import HistoryCache
-from .snapshot import load_snapshot, save_snapshot
+from .snapshot import SNAP_PREFIX, load_snapshot, save_snapshot
 from .state import Changes, RootIndex, SourceInfo, experiment_key, merge_runs
 
 log = logging.getLogger(__name__)
@@ -674,21 +674,7 @@ def save_remote_cursors(path: str, root: str, cursors: dict[str, RemoteCursor]) 
         return
     blob = orjson.dumps({"format": 1, "root": root,
                          "cursors": {sid: c.to_row() for sid, c in cursors.items()}})
-    folder = os.path.dirname(path)
-    os.makedirs(folder, mode=0o700, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".snap-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(path, blob, 0o600, prefix=SNAP_PREFIX, fsync=True, folder_mode=0o700)
 
 
 def load_remote_cursors(path: str, root: str) -> dict[str, RemoteCursor]:

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import gc
 import os
-import tempfile
 from typing import Any
 
 import msgpack
 
+from ..atomicfile import atomic_write
 from ..model import _RUN_FIELDS, Experiment, Run
 from ..sources.filestore import NO_STATES, MetricState, RunState
+
+SNAP_PREFIX = ".snap-"
+"""Temp files of snapshot writes (and the remote cursors beside them): a killed daemon's
+leftovers are removed at start."""
 
 FORMAT = 5
 """Bump when the layout of rows changes (5: one 8-byte signature digest per run)."""
@@ -43,20 +47,7 @@ def save_snapshot(path: str, index: Any, stores: dict[str, Any]) -> None:
         },
     }
     blob = msgpack.packb(data, use_bin_type=True)
-    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".snap-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(path, blob, 0o600, prefix=SNAP_PREFIX, fsync=True, folder_mode=0o700)
 
 
 def remove_leftovers(folder: str) -> None:
@@ -66,7 +57,7 @@ def remove_leftovers(folder: str) -> None:
     except OSError:
         return
     for name in names:
-        if name.startswith(".snap-"):
+        if name.startswith(SNAP_PREFIX):
             try:
                 os.unlink(os.path.join(folder, name))
             except OSError:
