@@ -46,6 +46,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from . import procs
+
 if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
 
@@ -362,7 +364,7 @@ class JobRegistry:
                     data = json.load(f)
             except (OSError, ValueError):
                 continue
-            if data.get("instance") == self.daemon.instance or _alive(data.get("daemon_pid")):
+            if data.get("instance") == self.daemon.instance or procs.alive(data.get("daemon_pid")):
                 continue
             job_id = str(data.get("job", name[:-5]))
             try:
@@ -395,18 +397,6 @@ def registry(daemon: Daemon) -> JobRegistry:
 
 
 # -- processes ---------------------------------------------------------------------------------
-def _alive(pid: object) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
@@ -471,7 +461,7 @@ def kill_marked(job_id: str) -> None:
             pass
     deadline = time.monotonic() + KILL_GRACE_SECONDS
     while pids and time.monotonic() < deadline:
-        pids = [p for p in pids if _alive(p) and not _zombie(p)]
+        pids = [p for p in pids if procs.running(p)]
         if pids:
             time.sleep(0.05)
     for pid in pids:
@@ -479,11 +469,3 @@ def kill_marked(job_id: str) -> None:
             os.kill(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
-    except (OSError, IndexError):
-        return False

@@ -33,6 +33,7 @@ from typing import Any
 
 import orjson
 
+from .. import procs
 from ..console.logformat import LOG_SUFFIX, MARK_INTERVAL_MS, TAG, index_path
 from ..model import Run
 from ..sources.artifacts import local_artifact_dir
@@ -196,22 +197,6 @@ def _gz_size(full: str) -> int:
     return n
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except (OSError, OverflowError, ValueError):
-        return False
-    try:  # a zombie (killed, not yet reaped) writes no more
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return True
-
-
 def _writer_alive(marks: list[dict[str, Any]]) -> bool:
     header = marks[0] if marks and "v" in marks[0] else None
     if header is None:
@@ -220,7 +205,7 @@ def _writer_alive(marks: list[dict[str, Any]]) -> bool:
     if isinstance(host, str) and host and host != socket.gethostname():
         return True  # written elsewhere (a shared disk): cannot tell, trust the run's status
     pid = header.get("pid")
-    return _pid_alive(pid) if isinstance(pid, int) and not isinstance(pid, bool) else True
+    return procs.running(pid) if isinstance(pid, int) and not isinstance(pid, bool) and pid > 0 else True
 
 
 def log_is_live(full: str) -> bool:
