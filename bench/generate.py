@@ -107,6 +107,12 @@ def _exp_meta(exp_id: str, name: str, location: str, created: int) -> str:
     )
 
 
+def _yaml_str(s: str) -> str:
+    """``s`` as PyYAML's safe_dump writes it: quoted when it would read back as a number
+    (a run id of 32 decimal digits, ~1 in 3 million ids, happens at 100k runs)."""
+    return f"'{s}'" if s.isdigit() else s
+
+
 def _run_meta(r: dict) -> str:
     lines = [f"artifact_uri: {r['artifact_uri']}"]
     if r["deleted_time"] is not None:
@@ -116,7 +122,7 @@ def _run_meta(r: dict) -> str:
         "entry_point_name: ''",
         f"experiment_id: '{r['experiment_id']}'",
         f"lifecycle_stage: {r['lifecycle_stage']}",
-        f"run_id: {r['run_id']}",
+        f"run_id: {_yaml_str(r['run_id'])}",
         f"run_name: {r['run_name']}",
         "source_name: ''",
         "source_type: 4",
