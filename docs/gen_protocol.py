@@ -84,7 +84,7 @@ environment: bool, git: bool, subscription}}`. Fetch what changed with `octostor
 DESCRIPTIONS = {
     "octostore/status": "Protocol version and capabilities (`cmd-<method>`), daemon version, pid, uptime, clients, and each open root with its run counts, clock, indexing state and sources.",
     "octostore/sync": "Answers once every change on disk made before the call is in the index. Tests and scripts wait on this, never on sleeps.",
-    "octostore/open": "Opens a root (or returns it if open): its sources with their kind, run counts and warnings, counts, clock and state.",
+    "octostore/open": "Opens a root (or returns it if open): its sources with their kind, run counts and warnings, counts, clock and state. It answers once every run is in the index: `state` is `verifying` while the watch is being set up and the store re-checked for changes made during the first read (or since the snapshot), `ready` after that, `failed` if the first read failed; `octostore/sync` waits for `ready`.",
     "octostore/subscribe": "Sends `octostore/changed` notifications for this root on this connection until it closes. `since` (a clock) tells whether that clock is still valid (`is_fresh_instance`).",
     "octostore/unsubscribe": "Stops this connection's notifications for a root.",
     "octostore/experiments": "Experiments with run counts and last activity. `view`: active (default), deleted, all. `key` is unique in the root (`<id>@<store>` when two stores reuse an id).",
@@ -188,8 +188,8 @@ def main() -> None:
         examples: dict[str, list[tuple[dict[str, Any], Any]]] = {}
         calls = [
             ("octostore/open", {"root": r}),
-            ("octostore/status", {}),
             ("octostore/sync", {"root": r}),
+            ("octostore/status", {}),
             ("octostore/subscribe", {"root": r}),
             ("octostore/unsubscribe", {"root": r}),
             ("octostore/experiments", {"root": r}),

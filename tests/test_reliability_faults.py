@@ -259,6 +259,30 @@ def test_leftover_temp_snapshots_are_removed(shared: DaemonProc, fast: Path) -> 
 
 # -- the store changes while it is read ------------------------------------------------------
 
+def test_writes_during_the_first_scan_are_indexed_without_a_sync(shared: DaemonProc,
+                                                                   fast: Path) -> None:
+    """The first scan of a root runs before its watch is armed; what is written meanwhile
+    must still reach the index by the time the root says ``ready``, with no sync asked."""
+    root = fast / "repo"
+    want = big_store(root, 1500)
+    d = shared
+    s = open_without_waiting(d, root)
+    with d.client() as c:
+        wait_for(lambda: root_state(c, root) == "indexing", timeout=20, interval=0.002,
+                 what="the root to be indexing")
+        for rid in want:  # while the daemon reads them: a new latest point on every run
+            with open(root / "mlruns" / "1" / rid / "metrics" / "loss", "a") as fh:
+                fh.write(f"{bs.T0 + 5} 7.5 1\n")
+        (late,) = write_many(root / "mlruns" / "1", "1", 1)
+        assert root_state(c, root) != "ready", "the scan ended before the writes: make it bigger"
+        wait_for(lambda: root_state(c, root) == "ready", timeout=60, what="the root to be ready")
+        runs = c.call("octostore/runs", root=str(root), view="all", limit=10_000)["runs"]
+        assert {r["run_id"] for r in runs} == want | {late}
+        stale = [r["run_id"] for r in runs if r["run_id"] != late and r["metrics"]["loss"] != 7.5]
+        assert not stale, f"{len(stale)} runs kept the point from before the write"
+    s.close()
+
+
 def test_runs_deleted_during_the_first_scan(shared: DaemonProc, fast: Path) -> None:
     root = fast / "repo"
     want = big_store(root, 1200)

@@ -58,7 +58,10 @@ def test_watch_limit_falls_back_to_polling(short_tmp: Path) -> None:
         del os.environ["OCTOSTORE_INOTIFY_LIMIT"]
     try:
         with d.client() as c:
+            c.call("octostore/open", root=str(repo))
+            c.call("octostore/sync", root=str(repo))  # the watch is set up once the root is ready
             info = c.call("octostore/open", root=str(repo))
+            assert info["state"] == "ready"
             src = info["sources"][0]
             assert src["watching"] == "polling"
             assert any("fs.inotify.max_user_watches" in w for w in src["warnings"])
