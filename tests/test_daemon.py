@@ -56,6 +56,38 @@ def test_runs_match_mlflow(daemon: DaemonProc, file_repo: tuple[Path, MlflowClie
             assert g["end_time"] == w.info.end_time
 
 
+def test_listing_pages_follow_metric_and_attribute_changes(
+        daemon: DaemonProc, file_repo: tuple[Path, MlflowClient, str]) -> None:
+    """A listing page is a slice of an ordering kept while only metrics change: the page must
+    still carry the new metric values, and a changed name or a new run must re-order it."""
+    repo, mlf, exp = file_repo
+    r = str(repo)
+
+    def page(order_by: list[str], offset: int, limit: int) -> list[dict]:
+        c.call("octostore/sync", root=r)
+        return c.call("octostore/runs", root=r, order_by=order_by, offset=offset,
+                      limit=limit)["runs"]
+
+    def mlflow_ids(order_by: list[str]) -> list[str]:
+        return [x.info.run_id for x in mlf.search_runs([exp], order_by=order_by)]
+
+    with daemon.client() as c:
+        for order in ([], ["attributes.run_name ASC"]):
+            assert [x["run_id"] for x in page(order, 1, 3)] == mlflow_ids(order)[1:4]
+        rid = mlflow_ids([])[2]
+        mlf.log_metric(rid, "acc", 0.125)
+        (row,) = [x for x in page([], 1, 3) if x["run_id"] == rid]
+        assert row["metrics"]["acc"] == 0.125
+        mlf.set_tag(rid, "mlflow.runName", "a-first")  # MLflow renames the run with it
+        mlf.update_run(rid, name="a-first")
+        assert [x["run_id"] for x in page(["attributes.run_name ASC"], 0, 2)] == \
+            mlflow_ids(["attributes.run_name ASC"])[:2]
+        assert page(["attributes.run_name ASC"], 0, 1)[0]["run_id"] == rid
+        new = log_run(mlf, exp, 9)
+        assert [x["run_id"] for x in page([], 0, 6)] == mlflow_ids([])
+        assert new in [x["run_id"] for x in page([], 0, 1)]
+
+
 def test_filter_order_and_errors(daemon: DaemonProc, file_repo: tuple[Path, MlflowClient, str]) -> None:
     repo, mlf, exp = file_repo
     flt = "metrics.rmse < 0.4 and params.model = 'rf'"

@@ -71,7 +71,13 @@ class RootIndex:
         self.git_tick = 0
         self.oldest_tick = 0
         """Ticks before this one have lost their tombstones: such clocks get a fresh set."""
+        self.attr_tick = 0
+        """Tick of the last change to which runs there are or to any run's attributes (name,
+        status, times, lifecycle, experiment: not params, metrics or tags).  An ordering by
+        attributes holds until it moves, while training loops log metrics many times a
+        second (see :meth:`ordered_ids`)."""
         self._views: dict[tuple[str, ...], tuple[tuple[int, int, int], Any]] = {}
+        self._orders: dict[Any, tuple[tuple[int, int], list[str]]] = {}
         self._rows: dict[str, tuple[Run, tuple[Any, ...], Any]] = {}
 
     # -- clocks -----------------------------------------------------------------------
@@ -118,6 +124,7 @@ class RootIndex:
         changed_exps: list[str] = []
         new_tick = self.tick + 1
         recount = False
+        attrs = False
         for key, exp in experiments.items():
             old = self.experiments.get(key)
             if old != exp:
@@ -165,6 +172,8 @@ class RootIndex:
                     continue
                 if merged.sources != old.sources:
                     recount = True
+                if not attrs and _attributes(merged) != _attributes(old):
+                    attrs = True
             else:
                 recount = True
             merged.clock = new_tick
@@ -175,6 +184,8 @@ class RootIndex:
         if not (changed or gone or changed_exps or environment or git):
             return None
         self.tick = new_tick
+        if recount or attrs or gone or changed_exps:
+            self.attr_tick = new_tick
         if environment:
             self.env_tick = new_tick
         if git:
@@ -207,6 +218,20 @@ class RootIndex:
         if len(self._views) >= VIEW_CACHE:
             self._views.clear()
         self._views[name] = (stamp, value)
+        return value
+
+    def ordered_ids(self, name: Any, build: Callable[[list[Run]], list[Run]]) -> list[str]:
+        """Ids of ``build(runs)`` (an ordering that reads only attributes), kept until
+        :attr:`attr_tick` moves.  Ids, not runs: a run's record is replaced whenever a metric
+        changes, so the caller looks the current records up."""
+        stamp = (self.attr_tick, id(self.runs))
+        hit = self._orders.get(name)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        value = [r.run_id for r in build(list(self.runs.values()))]
+        if len(self._orders) >= VIEW_CACHE:
+            self._orders.clear()
+        self._orders[name] = (stamp, value)
         return value
 
     def runs_with(self, kind: str, key: str) -> dict[str, list[Run]]:
@@ -295,3 +320,10 @@ def experiment_key(exp: Experiment, taken: dict[str, Experiment], committed: set
     if other.name == exp.name and (other.source in committed or exp.source in committed):
         return exp.experiment_id
     return f"{exp.experiment_id}@{exp.source}"
+
+
+def _attributes(run: Run) -> tuple[Any, ...]:
+    """What an attribute ordering or a view reads of a run (see ``RootIndex.attr_tick``)."""
+    return (run.experiment_id, run.experiment_key, run.run_name, run.status,
+            run.lifecycle_stage, run.start_time, run.end_time, run.user_id, run.artifact_uri,
+            run.deleted_time)

@@ -55,6 +55,11 @@ class OrderSpec:
         default=None, repr=False, compare=False  # type: ignore[assignment]
     )
 
+    @property
+    def attributes_only(self) -> bool:
+        """True when the order reads only run attributes (the default order does)."""
+        return all(c.kind == ATTR for c in self.clauses)
+
     def __post_init__(self) -> None:
         if self._factory is None:  # compile the key function once per spec
             object.__setattr__(self, "_factory", _compile_key_factory(self.clauses))

@@ -44,6 +44,8 @@ MAX_WRITE_BUFFER = 32 * 1024 * 1024
 """A client that stops reading is dropped once this much is queued for it."""
 ROOT_IDLE_SECONDS = 30 * 60
 """A root no client asked about for this long is closed."""
+RESOLVE_TTL = 1.0
+"""Seconds a root path's resolution is reused (a moved or deleted repo shows within it)."""
 
 _CONVERTER = default_converter()
 """One converter for every connection: building one per connection costs ~8 ms."""
@@ -110,6 +112,9 @@ class Daemon:
         self.subscriptions: dict[LanguageServer, dict[str, dict[str, Any]]] = {}
         self.stop_event = asyncio.Event()
         self._opening: dict[str, asyncio.Task[Root]] = {}
+        self._resolved: dict[str, tuple[float, str]] = {}
+        """Root path as given -> (until, the repo's real top folder): every request names its
+        root, and resolving it (realpath, the walk up to .git) was 10% of a busy daemon."""
         from ..index.snapshot import remove_leftovers
 
         remove_leftovers(cache_dir)  # half-written snapshots of a daemon killed mid-write
@@ -121,11 +126,19 @@ class Daemon:
             raise RootNotFound("no root was given", 'pass "root": the path of your repo')
         if "\x00" in path:
             raise RootNotFound("the root path contains a NUL byte", "pass the folder of your repo as root")
-        real = os.path.realpath(os.path.expanduser(path))
-        if not os.path.isdir(real):
-            what = "is a file" if os.path.exists(real) else "does not exist"
-            raise RootNotFound(f"{path} {what}", "pass the folder of your repo as root")
-        real = repo_top(real)
+        now = time.monotonic()
+        hit = self._resolved.get(path)
+        if hit is not None and hit[0] > now:
+            real = hit[1]
+        else:
+            real = os.path.realpath(os.path.expanduser(path))
+            if not os.path.isdir(real):
+                what = "is a file" if os.path.exists(real) else "does not exist"
+                raise RootNotFound(f"{path} {what}", "pass the folder of your repo as root")
+            real = repo_top(real)
+            if len(self._resolved) >= 256:
+                self._resolved.clear()
+            self._resolved[path] = (now + RESOLVE_TTL, real)
         root = self.roots.get(real)
         if root is None:
             root = Root(real, self.instance, self.cache_dir, self._on_change)

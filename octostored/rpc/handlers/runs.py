@@ -57,7 +57,7 @@ def _experiment_runs(root: Root, ids: list[str] | None) -> list[Run]:
 
 
 def search_runs(root: Root, p: Params) -> dict[str, Any]:
-    from ...query import FilterError, search_page
+    from ...query import FilterError, parse_order_by, search_page
 
     ids = p.str_list("experiment_ids")
     view = p.choice("view", VIEWS, "active")
@@ -81,7 +81,17 @@ def search_runs(root: Root, p: Params) -> dict[str, Any]:
             runs = [r for r in _experiment_runs(root, ids) if r.clock > tick]
             removed = [rid for rid, t in root.index.removed.items() if t > tick]
     try:
-        total, page = search_page(runs, filter_string, order_by, view, limit, offset, lookup)
+        if not filter_string and since is None and parse_order_by(order_by).attributes_only:
+            # A listing page (the TUI's grid, the editor's tree): the whole ordering is kept
+            # while only metrics, params and tags change, and a page is a slice of it.
+            order = root.index.ordered_ids(
+                ("order", tuple(order_by or ()), view, tuple(ids or ())),
+                lambda _runs: search_page(_experiment_runs(root, ids), None, order_by, view)[1])
+            current = root.index.runs
+            total = len(order)
+            page = [r for rid in order[offset:offset + limit] if (r := current.get(rid)) is not None]
+        else:
+            total, page = search_page(runs, filter_string, order_by, view, limit, offset, lookup)
     except FilterError as exc:
         raise BadFilter(str(exc), "see MLflow's search syntax, e.g. metrics.rmse < 0.7 and "
                         "params.model = 'rf'", filter=filter_string) from None
