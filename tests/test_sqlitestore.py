@@ -20,7 +20,9 @@ from typing import Any
 import pytest
 
 from octostored.model import Experiment, Run
+from octostored.sources import sqlitepages
 from octostored.sources.sqlitestore import (
+    SqliteCursor,
     SqliteStoreError,
     fingerprint,
     metric_history,
@@ -298,34 +300,44 @@ def test_read_changed_follows_mlflow_commits(
 
     data = store["data"]._to_mlflow_entity()
     new: dict[str, str] = {}
+    runs, tags, both = ("runs",), ("tags",), ("runs", "tags")
+    # The last column: the tables the read compared run by run (their pages changed); what
+    # MLflow's insert-only writes touch is found from the rowid marks alone.
     steps = [
         ("metric on a running run", lambda: client.log_metric(ids["running"], "loss", 0.1, step=7),
-         {ids["running"]}),
+         {ids["running"]}, ()),
         ("tag overwritten in place", lambda: client.set_tag(ids["parent"], "owner", "grace"),
-         {ids["parent"]}),
-        ("tag deleted", lambda: client.delete_tag(ids["child"], "scratch"), {ids["child"]}),
-        ("param added", lambda: client.log_param(ids["failed"], "extra", "1"), {ids["failed"]}),
+         {ids["parent"]}, tags),
+        ("same length, in place", lambda: client.set_tag(ids["parent"], "owner", "grete"),
+         {ids["parent"]}, tags),
+        ("tag deleted", lambda: client.delete_tag(ids["child"], "scratch"), {ids["child"]}, tags),
+        ("param added", lambda: client.log_param(ids["failed"], "extra", "1"), {ids["failed"]},
+         ()),
         ("dataset input", lambda: client.log_inputs(
             ids["failed"], [DatasetInput(data, [InputTag("mlflow.data.context", "eval")])]),
-         {ids["failed"]}),
+         {ids["failed"]}, ()),
         ("run finished", lambda: client.set_terminated(ids["running"], "KILLED"),
-         {ids["running"]}),
-        ("run renamed", lambda: client.update_run(ids["child"], name="kid"), {ids["child"]}),
-        ("run restored", lambda: client.restore_run(ids["deleted"]), {ids["deleted"]}),
-        ("new run", lambda: new.update(run=client.create_run(store["exp"]).info.run_id), None),
+         {ids["running"]}, runs),
+        ("run renamed", lambda: client.update_run(ids["child"], name="kid"), {ids["child"]}, both),
+        ("run restored", lambda: client.restore_run(ids["deleted"]), {ids["deleted"]}, runs),
+        ("new run", lambda: new.update(run=client.create_run(store["exp"]).info.run_id), None,
+         both),
         ("metric below the latest", lambda: client.log_metric(ids["parent"], "loss", 9.0, step=1,
-                                                              timestamp=1), {ids["parent"]}),
+                                                              timestamp=1), {ids["parent"]}, ()),
     ]
-    for what, act, want in steps:
+    for what, act, want, compared in steps:
         before = fingerprint(db)
         act()
         assert fingerprint(db) != before, what
         scan, cursor = read_changed(db, SRC, cursor)
         assert not scan.full and scan.removed == [] and scan.warnings == [], what
         assert {r.run_id for r in scan.runs} == (want or {new["run"]}), what
+        assert scan.compared == compared, what
         expected = mlflow_runs(client, db)
         for run in scan.runs:
             assert plain(run) == plain(expected[run.run_id]), what
+    # MLflow's pooled connection kept one WAL generation: the witness went by its frames.
+    assert journal != "wal" or cursor.witness["frame"] > 0
 
     seen = set()
     for i in range(5):  # commits within one mtime tick still change the fingerprint
@@ -352,6 +364,160 @@ def test_read_changed_follows_mlflow_commits(
         writer.close()
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == journal
+
+
+# -- the page witness: which of runs and tags need comparing ---------------------------------
+
+def _wal_copy(store: dict[str, Any], tmp_path: Path, name: str) -> tuple[str, MlflowClient]:
+    db = copy_of(store, tmp_path, name)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA journal_mode=wal").fetchone()[0] == "wal"
+    return db, MlflowClient("sqlite:///" + db)
+
+
+def _expect(db: str, cursor: SqliteCursor, client: MlflowClient, want: set[str],
+            compared: tuple[str, ...], what: str) -> SqliteCursor:
+    """Read what changed since ``cursor``: exactly ``want``, as MLflow has them, found by
+    comparing the tables ``compared`` run by run (and no others)."""
+    scan, cursor = read_changed(db, SRC, cursor)
+    assert not scan.full and scan.warnings == [] and scan.removed == [], what
+    assert {r.run_id for r in scan.runs} == want, what
+    assert scan.compared == compared, what
+    expected = mlflow_runs(client, db)
+    for run in scan.runs:
+        assert plain(run) == plain(expected[run.run_id]), what
+    return cursor
+
+
+def _close_mlflow(client: MlflowClient) -> None:
+    """What the end of MLflow's process does: close its pooled connections."""
+    client._tracking_client.store.engine.dispose()
+
+
+def test_witness_across_wal_checkpoints(store: dict[str, Any], tmp_path: Path) -> None:
+    """A checkpoint that restarts the WAL drops the frames since the cursor: the witness then
+    hashes the pages as the snapshot sees them (now in the main file) instead."""
+    db, client = _wal_copy(store, tmp_path, "ckpt.db")
+    ids = store["ids"]
+    _, cursor = read_changed(db, SRC, None)
+    writer = sqlite3.connect(db, isolation_level=None)
+
+    def checkpoint() -> None:
+        assert writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0  # not busy
+        assert os.path.getsize(db + "-wal") == 0
+
+    client.log_metric(ids["running"], "loss", 3.0, step=8)
+    cursor = _expect(db, cursor, client, {ids["running"]}, (), "frames since the cursor")
+    client.set_tag(ids["parent"], "owner", "adb")  # in place, same length
+    checkpoint()
+    client.log_metric(ids["running"], "loss", 3.0, step=9)  # the first frames of a new WAL
+    cursor = _expect(db, cursor, client, {ids["parent"], ids["running"]}, ("tags",),
+                     "tag edited, then the WAL restarted")
+    client.log_metric(ids["running"], "loss", 3.0, step=10)
+    checkpoint()
+    client.log_metric(ids["parent"], "loss", 3.0, step=11)
+    cursor = _expect(db, cursor, client, {ids["running"], ids["parent"]}, (),
+                     "metrics only, across a restart")
+    client.set_tag(ids["child"], "scratch", "y")
+    checkpoint()
+    cursor = _expect(db, cursor, client, {ids["child"]}, ("tags",), "read from an empty WAL")
+    client.log_metric(ids["child"], "loss", 1.0, step=3)
+    cursor = _expect(db, cursor, client, {ids["child"]}, (), "first frames after an empty WAL")
+    client.set_terminated(ids["running"], "FAILED")
+    _close_mlflow(client)
+    writer.close()
+    assert not os.path.exists(db + "-wal")  # the last connection checkpointed and removed it
+    cursor = _expect(db, cursor, client, {ids["running"]}, ("runs",), "WAL gone")
+    client.set_tag(ids["child"], "scratch", "z")
+    _close_mlflow(client)
+    cursor = _expect(db, cursor, client, {ids["child"]}, ("tags",), "WAL gone again")
+    client.log_metric(ids["child"], "loss", 1.0, step=4)
+    _close_mlflow(client)
+    _expect(db, cursor, client, {ids["child"]}, (), "metric, WAL gone again")
+
+
+def test_witness_across_journal_mode_switches(store: dict[str, Any], tmp_path: Path) -> None:
+    db, client = _wal_copy(store, tmp_path, "switch.db")
+    ids = store["ids"]
+    _, cursor = read_changed(db, SRC, None)
+
+    def switch(mode: str) -> None:
+        _close_mlflow(client)  # changing the journal mode needs the only connection
+        with sqlite3.connect(db) as conn:
+            assert conn.execute(f"PRAGMA journal_mode={mode}").fetchone()[0] == mode
+
+    client.log_metric(ids["running"], "loss", 3.0, step=8)
+    cursor = _expect(db, cursor, client, {ids["running"]}, (), "WAL frames")
+    client.set_tag(ids["parent"], "owner", "adb")
+    switch("delete")
+    cursor = _expect(db, cursor, client, {ids["parent"]}, ("tags",), "tag, then WAL -> delete")
+    client.log_metric(ids["running"], "loss", 3.0, step=9)
+    cursor = _expect(db, cursor, client, {ids["running"]}, (), "rollback journal")
+    client.set_terminated(ids["running"], "KILLED")
+    switch("wal")
+    cursor = _expect(db, cursor, client, {ids["running"]}, ("runs",), "status, then -> WAL")
+    switch("delete")
+    switch("wal")
+    cursor = _expect(db, cursor, client, set(), (), "switched back and forth, nothing else")
+    client.set_tag(ids["child"], "scratch", "y")
+    cursor = _expect(db, cursor, client, {ids["child"]}, ("tags",), "WAL again")
+    client.log_metric(ids["child"], "loss", 1.0, step=3)
+    _expect(db, cursor, client, {ids["child"]}, (), "metric in WAL again")
+
+
+def test_witness_doubts_a_commit_racing_the_snapshot(
+        store: dict[str, Any], tmp_path: Path) -> None:
+    """A frame committed between the wal-index header read and the snapshot may or may not be
+    in the snapshot: a page it holds counts as changed, never as unchanged."""
+    db, client = _wal_copy(store, tmp_path, "race.db")
+    parent = store["ids"]["parent"]
+    client.log_metric(parent, "loss", 3.0, step=8)  # so the WAL has frames
+    _, cursor = read_changed(db, SRC, None)
+    assert cursor.witness["frame"] > 0 and len(cursor.witness["wal"]) == 16
+    before = sqlitepages.shm_header(db)
+    client.set_tag(parent, "owner", "adb")
+    client.set_tag(parent, "owner", "ada")  # the rows are as before; their page was rewritten
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, isolation_level=None)
+    try:
+        conn.execute("BEGIN")
+        conn.execute("SELECT count(*) FROM runs").fetchone()  # the snapshot: both commits
+        moved, _ = sqlitepages.witness(conn, db, before, cursor.witness)
+        assert moved == {"tags"}  # the frames since the cursor name a tags page
+        hashed = dict(cursor.witness, wal=b"")  # as after a restart: the pages are hashed
+        moved, new = sqlitepages.witness(conn, db, before, hashed)
+        assert moved == {"tags"} and new["tags"][1] == b""  # uncertain, so changed and unknown
+        moved, new = sqlitepages.witness(conn, db, sqlitepages.shm_header(db), hashed)
+        assert moved == set() and new["tags"] == list(cursor.witness["tags"])
+    finally:
+        conn.close()
+    _expect(db, cursor, client, set(), ("tags",), "a tag set and set back")
+
+
+def test_witness_survives_the_snapshot(store: dict[str, Any], tmp_path: Path) -> None:
+    import msgpack
+
+    db, client = _wal_copy(store, tmp_path, "snap.db")
+    running = store["ids"]["running"]
+    _, cursor = read_changed(db, SRC, None)
+    client.log_metric(running, "loss", 3.0, step=8)
+    _, cursor = read_changed(db, SRC, cursor)
+    blob = msgpack.packb(cursor.to_row(), use_bin_type=True)
+    back = SqliteCursor.from_row(msgpack.unpackb(blob, raw=False, use_list=False,
+                                                 strict_map_key=False))
+    assert back.witness["frame"] == cursor.witness["frame"] > 0
+    pages = sum(len(cursor.witness[t][0]) for t in sqlitepages.WATCHED)  # 4 bytes a page
+    assert len(msgpack.packb(cursor.witness, use_bin_type=True)) < pages + 120
+    client.log_metric(running, "loss", 3.0, step=9)
+    _expect(db, back, client, {running}, (), "cursor from the snapshot")
+    # A cursor an older snapshot kept without a witness compares both tables, once.
+    bare = SqliteCursor(back.fingerprint, back.identity, back.marks, back.runs)
+    cursor = _expect(db, bare, client, {running}, ("runs", "tags"), "cursor without witness")
+    client.log_metric(running, "loss", 3.0, step=10)
+    cursor = _expect(db, cursor, client, {running}, (), "witness again")
+    odd = SqliteCursor(cursor.fingerprint, cursor.identity, cursor.marks, cursor.runs,
+                       dict(cursor.witness, tags=["not", "pages"]))
+    client.log_metric(running, "loss", 3.0, step=11)
+    _expect(db, odd, client, {running}, ("runs", "tags"), "a witness of another shape")
 
 
 # -- speed -----------------------------------------------------------------------------------
@@ -403,11 +569,21 @@ def test_speed_10k_runs(store: dict[str, Any], tmp_path: Path,
         conn.execute("UPDATE tags SET value = 'edited' WHERE run_uuid = ? AND key = 't3'", (some,))
     one_s, (one, _) = _best(lambda: read_changed(db, SRC, cursor))
     assert [r.run_id for r in one.runs] == [some] and one.runs[0].tags["t3"] == "edited"
+    _, cursor = read_changed(db, SRC, cursor)
+    with sqlite3.connect(db) as conn:  # what MLflow's log_metric commits
+        conn.execute("INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan)"
+                     " VALUES ('m2', 0.5, 1, ?, 4, 0)", (some,))
+        conn.execute("UPDATE latest_metrics SET value = 0.5, step = 4 WHERE run_uuid = ?"
+                     " AND key = 'm2'", (some,))
+    metric_s, (metric, _) = _best(lambda: read_changed(db, SRC, cursor))
+    assert [r.run_id for r in metric.runs] == [some] and metric.compared == ()
+    assert metric.runs[0].metrics["m2"][::2] == (0.5, 4)
     hist_s, _ = _best(lambda: metric_history(db, some, "m2"))
     with capsys.disabled():
         print(f"\n[sqlitestore] 10,000 runs x 12 params x 8 metrics x 10 tags:"
               f" read_store {full_s * 1000:.0f} ms, read_changed idle {idle_s * 1000:.0f} ms,"
-              f" one tag edited {one_s * 1000:.0f} ms, metric_history {hist_s * 1000:.1f} ms")
+              f" one tag edited {one_s * 1000:.0f} ms, one metric logged {metric_s * 1000:.0f}"
+              f" ms, metric_history {hist_s * 1000:.1f} ms")
     # Bounds only catch a query-per-run regression: the figures above are the measurement, and
     # shared 2-core machines under load run 3-5x slower than idle ones.
     assert full_s < 8.0 and one_s < 3.0

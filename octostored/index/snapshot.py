@@ -130,9 +130,7 @@ def _state_from_row(row: Any) -> RunState:
 
 
 def _cursor_row(cursor: Any) -> Any:
-    if cursor is None:
-        return None
-    return [cursor.fingerprint, cursor.identity, cursor.marks, cursor.runs]
+    return None if cursor is None else cursor.to_row()
 
 
 def _cursor_from_row(row: Any) -> Any:
@@ -140,4 +138,4 @@ def _cursor_from_row(row: Any) -> Any:
         return None
     from ..sources.sqlitestore import SqliteCursor
 
-    return SqliteCursor(row[0], row[1], dict(row[2]), dict(row[3]))
+    return SqliteCursor.from_row(row)
