@@ -445,6 +445,7 @@ class Root:
                 if ref.kind == "sqlite":
                     if path.startswith(ref.path):
                         sqlite_ids.add(sid)
+                        break  # else the for-else below takes mlflow.db for a new store
                     continue
                 if not path.startswith(ref.path + os.sep):
                     continue
