@@ -63,10 +63,22 @@ class Daemon:
         return self.proc.pid
 
     def cpu_s(self) -> float:
-        """User + system CPU seconds of the daemon process so far."""
-        with open(f"/proc/{self.pid}/stat") as f:
-            fields = f.read().rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / _TICK
+        """User + system CPU seconds so far of the daemon and its children (its watcher
+        processes): those running now, and those it has reaped."""
+        return _tree_cpu(self.pid) / _TICK
+
+    def children_rss_mb(self) -> float:
+        """Resident memory of the daemon's running children (its watcher processes)."""
+        total = 0.0
+        for pid in _children(self.pid):
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    for line in f:
+                        if line.startswith("VmRSS:"):
+                            total += int(line.split()[1]) / 1024
+            except OSError:
+                continue
+        return total
 
     def memory_mb(self) -> dict[str, float]:
         out = {}
@@ -116,3 +128,26 @@ class Daemon:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(10)
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                out += [int(x) for x in f.read().split()]
+    except OSError:
+        pass
+    return out
+
+
+def _tree_cpu(pid: int) -> int:
+    """Clock ticks of ``pid`` (user, system, and its reaped children's) plus its live
+    descendants'."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+    except OSError:
+        return 0
+    ticks = sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+    return ticks + sum(_tree_cpu(c) for c in _children(pid))

@@ -191,6 +191,7 @@ ROWS: list[tuple[str, str, Callable[[R], str]]] = [
     ("Memory", "daemon peak RSS, cold index, file store (target < 300 MB at 10k)", _mb("rss_cold_file")),
     ("Memory", "daemon peak RSS per 1,000 runs (file store)", _per_k("rss_cold_file", "MB")),
     ("Memory", "daemon peak RSS, cold index, SQLite", _mb("rss_cold_sqlite")),
+    ("Memory", "its watcher processes' RSS, file store root (two per root)", _mb("rss_watchers_file")),
     ("Memory", "daemon peak RSS, both roots after queries and concurrency", _mb("rss_all")),
     ("Start-up", "octostored process start -> first answer", _range("startup")),
     ("Start-up", "TUI first screen with data", _tui),

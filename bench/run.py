@@ -220,7 +220,7 @@ class Phases:
     # cold index ---------------------------------------------------------------------------
     def cold(self, kind: str, mlflow_rows: list[dict] | None) -> str:
         root = self.p["file_root" if kind == "file" else "sqlite_root"]
-        walls, cpus, rss, per_rep, ready_walls, ready_cpus = [], [], [], [], [], []
+        walls, cpus, rss, per_rep, ready_walls, ready_cpus, kids = [], [], [], [], [], [], []
         last_cache = ""
         for rep in range(self.a.reps):
             d = self.new_daemon()
@@ -238,6 +238,7 @@ class Phases:
                     state = wait_ready(c, root)
                     ready_walls.append(time.perf_counter() - t)
                     ready_cpus.append(d.cpu_s() - cpu0)
+                    kids.append(d.children_rss_mb())
                     if state != "ready" or info["runs"] != len(self.m["run_ids"]):
                         raise RuntimeError(f"cold index of {root}: state {info['state']}, "
                                            f"{info['runs']} runs, expected {len(self.m['run_ids'])}")
@@ -256,6 +257,7 @@ class Phases:
         self.r[f"cold_{kind}_ready"] = summary(ready_walls)
         self.r[f"cold_{kind}_ready_cpu"] = summary(ready_cpus)
         self.r[f"rss_cold_{kind}"] = summary(rss)
+        self.r[f"rss_watchers_{kind}"] = summary(kids)
         return last_cache
 
     # warm start ---------------------------------------------------------------------------

@@ -4,7 +4,8 @@ One daemon per user: a lock file beside the socket, held for the daemon's
 lifetime, makes a second one refuse to start; a socket left by a dead daemon
 (its lock is free) is replaced.  ``--detach`` starts the daemon in its own
 session and returns once it answers.  Nothing heavy is imported here: the
-daemon's start path is stdlib, pygls, watchfiles, msgpack and orjson only.
+daemon's start path is stdlib, pygls, msgpack and orjson only (watchfiles runs in the
+watcher processes, :mod:`octostored.watchproc`).
 """
 
 from __future__ import annotations

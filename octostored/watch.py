@@ -1,4 +1,4 @@
-"""Watching a root's stores, environment files and git refs (watchfiles).
+"""Watching a root's stores, environment files and git refs (watchfiles, in a child process).
 
 The watcher only reports paths to its root's updater queue; it never touches
 the index.  inotify costs one watch per directory whatever the filter, so it
@@ -7,6 +7,10 @@ each SQLite store's folder non-recursively (a WAL database changes only its
 ``-wal`` file).  watchfiles' default filter drops ``.git``, so a filter of our
 own keeps ``.git/HEAD`` and ``.git/refs`` and drops artifact churn.
 
+Each watch runs in a child process (:mod:`octostored.watchproc`): watchfiles builds its
+recursive watcher holding the GIL (seconds at 10,000 runs), which froze every answer of the
+daemon meanwhile.
+
 When the kernel refuses more watches, the watcher falls back to polling and
 says so on the root (watchfiles has no automatic fallback: STACK.md §3).
 """
@@ -14,11 +18,12 @@ says so on the root (watchfiles has no automatic fallback: STACK.md §3).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 import os
+import sys
 from typing import TYPE_CHECKING
-
-import watchfiles
 
 if TYPE_CHECKING:
     from .index.root import Root
@@ -35,33 +40,18 @@ POLL_MS_PER_DIR = 0.16
 """Polling interval per folder of the tree: watchfiles' poller spends ~16 us of CPU per folder
 of an MLflow store on each pass (0.8 s for the 50,000 folders of 10,000 runs), so this keeps
 polling near 10% of a core whatever the size (80 s between passes at 100,000 runs)."""
+LINE_LIMIT = 16 * 1024 * 1024
+"""Longest line read from a watcher process (it sends at most 2,000 paths a line)."""
 
 
 def poll_interval_ms(dirs: int) -> int:
     return max(POLL_MS, round(dirs * POLL_MS_PER_DIR))
 
 
-class StoreFilter(watchfiles.BaseFilter):
-    """Keep store data, env files, ``.git/HEAD`` and ``.git/refs``; drop artifacts and caches."""
-
-    def __call__(self, change: watchfiles.Change, path: str) -> bool:
-        parts = path.split(os.sep)
-        if "artifacts" in parts or "__pycache__" in parts:
-            return False
-        name = parts[-1]
-        if name.endswith((".pyc", ".swp", "~")) or name.startswith(".snap-"):
-            return False
-        if ".git" in parts:
-            i = parts.index(".git")
-            rest = parts[i + 1 :]
-            return not rest or rest[0] in ("HEAD", "refs", "packed-refs")
-        return True
-
-
 ARM_DELAY = 0.25
 """When a root already answers (from its snapshot, or from its unwatched first scan), seconds
-the watch setup waits so the first requests are answered first: watchfiles builds its recursive inotify watcher holding the GIL (2.7 s for the
-50,000 folders of 10,000 runs), and nothing else in the daemon runs meanwhile."""
+the watch setup waits so the first requests are answered first: counting the folders and the
+watcher process's walk of the tree compete with them for the disk and the cores."""
 ARM_MAX_WAIT = 10.0
 """Latest a deferred watch setup starts even if no scan asked for it."""
 
@@ -74,9 +64,9 @@ class RootWatcher:
         self._paths: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
         self._pending = False
         """The paths changed and the watch tasks are not started yet."""
-        self._armed = asyncio.Event()
-        """Set once the recursive watcher is built: changes from then on are reported."""
-        self._recursive: asyncio.Task[None] | None = None
+        self._arms: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
+        """Per watch: an event set once its watcher is built (changes from then on are
+        reported), and its task."""
         self._timer: asyncio.TimerHandle | None = None
         self._lock = asyncio.Lock()
         self._poll_ms = POLL_MS
@@ -136,9 +126,10 @@ class RootWatcher:
                     await asyncio.sleep(delay)
                 self._pending = False
                 await self._start_tasks()
-        task = self._recursive
-        if task is not None and not task.done() and not self._armed.is_set():
-            waiter = asyncio.ensure_future(self._armed.wait())
+        for armed, task in list(self._arms):
+            if armed.is_set() or task.done():
+                continue
+            waiter = asyncio.ensure_future(armed.wait())
             try:
                 await asyncio.wait([waiter, task], return_when=asyncio.FIRST_COMPLETED)
             finally:
@@ -147,7 +138,6 @@ class RootWatcher:
     async def _start_tasks(self) -> None:
         await self.stop()
         self._stop = asyncio.Event()
-        self._armed = asyncio.Event()
         recursive, flat = self._paths
         if recursive:
             # Decided before the watch starts, so the root never answers "inotify" for a store
@@ -165,17 +155,22 @@ class RootWatcher:
                     self._poll_ms = poll_interval_ms(needed)
                     self._fall_back(existing, f"the tree needs {needed} watches and the "
                                     f"system allows octostore about {limit}")
-            self._recursive = asyncio.create_task(self._watch(recursive, True, polling))
-            self._tasks.append(self._recursive)
+            self._start(recursive, True, polling)
         if flat:
-            self._tasks.append(asyncio.create_task(self._watch(flat, False)))
+            self._start(flat, False, False)
+
+    def _start(self, paths: tuple[str, ...], recursive: bool, polling: bool) -> None:
+        armed = asyncio.Event()
+        task = asyncio.create_task(self._watch(paths, recursive, polling, armed))
+        self._tasks.append(task)
+        self._arms.append((armed, task))
 
     async def stop(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         self._pending = False
-        self._recursive = None
+        self._arms = []
         self._stop.set()
         for t in self._tasks:
             t.cancel()
@@ -186,40 +181,68 @@ class RootWatcher:
                 pass
         self._tasks = []
 
-    async def _watch(self, paths: tuple[str, ...], recursive: bool, polling: bool = False) -> None:
+    async def _watch(self, paths: tuple[str, ...], recursive: bool, polling: bool,
+                     armed: asyncio.Event) -> None:
         existing = [p for p in paths if os.path.exists(p)]
         if not existing:
+            armed.set()
             return
         while not self._stop.is_set():
-            try:
-                if recursive:
-                    # awatch builds its watcher before its first await, so whoever waits on
-                    # this event resumes only once the watches are in place.
-                    self._armed.set()
-                async for changes in watchfiles.awatch(
-                    *existing,
-                    watch_filter=StoreFilter(),
-                    step=STEP_MS,
-                    debounce=DEBOUNCE_MS,
-                    stop_event=self._stop,
-                    recursive=recursive,
-                    force_polling=polling,
-                    poll_delay_ms=self._poll_ms,
-                    ignore_permission_denied=True,
-                ):
-                    self.root.notify_paths({p for _, p in changes})
+            why = await self._run_child(existing, recursive, polling, armed)
+            if why is None:
                 return
-            except asyncio.CancelledError:
-                raise
-            except (OSError, RuntimeError) as exc:
-                if polling:
-                    log.warning("watching %s failed: %s", existing, exc)
-                    self.root.index.notes["watch"] = (
-                        f"watching stopped ({exc}); changes show after `octostore/sync`")
-                    return
-                polling = True
-                self._fall_back(existing, str(exc))
-                self.root.queue.put_nowait(("rescan", None))
+            if polling:
+                log.warning("watching %s failed: %s", existing, why)
+                self.root.index.notes["watch"] = (
+                    f"watching stopped ({why}); changes show after `octostore/sync`")
+                return
+            polling = True
+            self._fall_back(existing, why)
+            self.root.queue.put_nowait(("rescan", None))
+
+    async def _run_child(self, paths: list[str], recursive: bool, polling: bool,
+                         armed: asyncio.Event) -> str | None:
+        """Watch ``paths`` in a watcher process until stopped (None) or until it fails (why)."""
+        cfg = {"paths": paths, "recursive": recursive, "polling": polling,
+               "poll_ms": self._poll_ms, "step": STEP_MS, "debounce": DEBOUNCE_MS}
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-P", "-m", "octostored.watchproc",
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                limit=LINE_LIMIT)
+        except OSError as exc:
+            return f"the watcher process did not start: {exc}"
+        assert proc.stdin is not None and proc.stdout is not None
+        why: str | None = None
+        try:
+            proc.stdin.write(json.dumps(cfg).encode() + b"\n")
+            await proc.stdin.drain()
+            while True:
+                line = await proc.stdout.readline()
+                if not line:
+                    break
+                msg = json.loads(line)
+                if "paths" in msg:
+                    self.root.notify_paths(set(msg["paths"]))
+                elif "armed" in msg:
+                    armed.set()
+                elif "error" in msg:
+                    why = str(msg["error"])
+                    break
+            if why is None and not self._stop.is_set():
+                await proc.wait()
+                why = f"the watcher process ended (exit {proc.returncode})"
+        except (OSError, ValueError) as exc:  # a broken pipe, a line too long or not JSON
+            why = f"the watcher process failed: {exc}"
+        finally:
+            # The child keeps no state: stop it at once, then reap it.
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(proc.wait(), 5)
+        return None if self._stop.is_set() else why
 
     def _fall_back(self, paths: list[str], why: str) -> None:
         msg = (f"the system's inotify watch limit is too small for this tree ({why}); "

@@ -12,7 +12,8 @@ HEAVY = ("mlflow", "pandas", "numpy", "sqlalchemy", "git", "textual")
 
 @pytest.mark.parametrize("modules", [
     "octostored.daemon, octostored.rpc.server, octostored.rpc.handlers, octostored.index.root, "
-    "octostored.watch, octostored.query, octostored.sources.sqlitestore, octostored.envfiles",
+    "octostored.watch, octostored.watchproc, octostored.query, octostored.sources.sqlitestore, "
+    "octostored.envfiles",
     "octostored.client, octostored.cli",
 ])
 def test_no_heavy_imports(modules: str) -> None:

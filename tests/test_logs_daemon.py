@@ -435,13 +435,26 @@ def test_a_pattern_that_backtracks_for_ever_does_not_stop_the_daemon(short_tmp: 
 
 
 def _has_child(d: DaemonProc) -> bool:
-    """The daemon has a child process (the search), zombies included."""
+    """The daemon has a child process (the search), zombies included; its watcher processes
+    do not count."""
     assert d.proc is not None
+    pid = d.proc.pid
+    kids: list[str] = []
     try:
-        with open(f"/proc/{d.proc.pid}/task/{d.proc.pid}/children") as f:
-            return bool(f.read().split())
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                kids += f.read().split()
     except OSError:
         return False
+    for kid in kids:
+        try:
+            with open(f"/proc/{kid}/cmdline", "rb") as f:
+                if b"octostored.watchproc" in f.read():
+                    continue
+        except OSError:
+            pass  # gone, or a zombie: a search process
+        return True
+    return False
 
 
 def test_cli_grep_shows_a_progress_bar_in_its_last_state_and_checks_its_input(
