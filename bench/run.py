@@ -116,7 +116,7 @@ def ensure_inotify(folders: int) -> dict[str, Any]:
             limit = int(f.read())
     except (OSError, ValueError):
         return {"max_user_watches": None}
-    want = 2 * folders + 100_000  # the daemon's budget is half; other programs keep theirs
+    want = 2 * (folders + 1_000)  # the daemon's budget is half (the rest is other programs')
     out: dict[str, Any] = {"max_user_watches": limit, "needed": folders}
     if limit >= want:
         return out

@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -42,6 +43,9 @@ of an MLflow store on each pass (0.8 s for the 50,000 folders of 10,000 runs), s
 polling near 10% of a core whatever the size (80 s between passes at 100,000 runs)."""
 LINE_LIMIT = 16 * 1024 * 1024
 """Longest line read from a watcher process (it sends at most 2,000 paths a line)."""
+ARM_TIMEOUT = 600.0
+"""Longest wait for a watcher process to have its watch in place (a 100,000-run tree takes
+about a minute); after it the root carries on and says so."""
 
 
 def poll_interval_ms(dirs: int) -> int:
@@ -69,7 +73,6 @@ class RootWatcher:
         reported), and its task."""
         self._timer: asyncio.TimerHandle | None = None
         self._lock = asyncio.Lock()
-        self._poll_ms = POLL_MS
 
     def _wanted(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         recursive: set[str] = set()
@@ -131,9 +134,14 @@ class RootWatcher:
                 continue
             waiter = asyncio.ensure_future(armed.wait())
             try:
-                await asyncio.wait([waiter, task], return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait([waiter, task], timeout=ARM_TIMEOUT,
+                                   return_when=asyncio.FIRST_COMPLETED)
             finally:
                 waiter.cancel()
+            if not (armed.is_set() or task.done()):
+                self.root.index.notes["watch"] = (
+                    f"setting up the watch took over {ARM_TIMEOUT:g} s (a slow or hung file "
+                    "system?); changes may show late until it is in place")
 
     async def _start_tasks(self) -> None:
         await self.stop()
@@ -144,6 +152,7 @@ class RootWatcher:
             # that is about to be polled.
             existing = [p for p in recursive if os.path.exists(p)]
             polling = False
+            poll_ms = POLL_MS
             if existing:
                 limit = inotify_budget()
                 stop_after = limit + 1 if limit is not None else 10_000_000
@@ -152,16 +161,17 @@ class RootWatcher:
                     polling = True
                     # The whole tree, this once: the polling interval grows with it.
                     needed = await asyncio.to_thread(count_dirs, existing)
-                    self._poll_ms = poll_interval_ms(needed)
+                    poll_ms = poll_interval_ms(needed)
                     self._fall_back(existing, f"the tree needs {needed} watches and the "
-                                    f"system allows octostore about {limit}")
-            self._start(recursive, True, polling)
+                                    f"system allows octostore about {limit}", poll_ms, True)
+            self._start(recursive, True, polling, poll_ms)
         if flat:
-            self._start(flat, False, False)
+            self._start(flat, False, False, POLL_MS)
 
-    def _start(self, paths: tuple[str, ...], recursive: bool, polling: bool) -> None:
+    def _start(self, paths: tuple[str, ...], recursive: bool, polling: bool,
+               poll_ms: int) -> None:
         armed = asyncio.Event()
-        task = asyncio.create_task(self._watch(paths, recursive, polling, armed))
+        task = asyncio.create_task(self._watch(paths, recursive, polling, poll_ms, armed))
         self._tasks.append(task)
         self._arms.append((armed, task))
 
@@ -182,13 +192,14 @@ class RootWatcher:
         self._tasks = []
 
     async def _watch(self, paths: tuple[str, ...], recursive: bool, polling: bool,
-                     armed: asyncio.Event) -> None:
+                     poll_ms: int, armed: asyncio.Event) -> None:
         existing = [p for p in paths if os.path.exists(p)]
         if not existing:
             armed.set()
             return
+        then = None
         while not self._stop.is_set():
-            why = await self._run_child(existing, recursive, polling, armed)
+            why = await self._run_child(existing, recursive, polling, poll_ms, armed, then)
             if why is None:
                 return
             if polling:
@@ -197,14 +208,21 @@ class RootWatcher:
                     f"watching stopped ({why}); changes show after `octostore/sync`")
                 return
             polling = True
-            self._fall_back(existing, why)
-            self.root.queue.put_nowait(("rescan", None))
+            if recursive:
+                poll_ms = poll_interval_ms(await asyncio.to_thread(count_dirs, existing))
+            self._fall_back(existing, why, poll_ms,
+                            any(w in why for w in ("No space left", "ENOSPC", "limit")))
+            # Re-read everything once the poller has its first picture of the tree: what
+            # changed before that is in the re-read, what changes after it is reported.
+            armed.clear()
+            then = lambda: self.root.queue.put_nowait(("rescan", None))  # noqa: E731
 
-    async def _run_child(self, paths: list[str], recursive: bool, polling: bool,
-                         armed: asyncio.Event) -> str | None:
-        """Watch ``paths`` in a watcher process until stopped (None) or until it fails (why)."""
+    async def _run_child(self, paths: list[str], recursive: bool, polling: bool, poll_ms: int,
+                         armed: asyncio.Event, then: Callable[[], None] | None) -> str | None:
+        """Watch ``paths`` in a watcher process until stopped (None) or until it fails (why).
+        ``armed`` is set, and ``then`` called, once the process's watcher exists."""
         cfg = {"paths": paths, "recursive": recursive, "polling": polling,
-               "poll_ms": self._poll_ms, "step": STEP_MS, "debounce": DEBOUNCE_MS}
+               "poll_ms": poll_ms, "step": STEP_MS, "debounce": DEBOUNCE_MS}
         try:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-P", "-m", "octostored.watchproc",
@@ -226,6 +244,10 @@ class RootWatcher:
                     self.root.notify_paths(set(msg["paths"]))
                 elif "armed" in msg:
                     armed.set()
+                    if self.root.index.notes.get("watch", "").startswith("setting up the watch"):
+                        self.root.index.notes.pop("watch", None)
+                    if then is not None:
+                        then()
                 elif "error" in msg:
                     why = str(msg["error"])
                     break
@@ -244,10 +266,11 @@ class RootWatcher:
                 await asyncio.wait_for(proc.wait(), 5)
         return None if self._stop.is_set() else why
 
-    def _fall_back(self, paths: list[str], why: str) -> None:
-        msg = (f"the system's inotify watch limit is too small for this tree ({why}); "
-               f"polling every {self._poll_ms / 1000:g} s instead. Raise "
-               "fs.inotify.max_user_watches (sysctl) to get instant updates back")
+    def _fall_back(self, paths: list[str], why: str, poll_ms: int, limit: bool) -> None:
+        every = f"polling every {poll_ms / 1000:g} s instead"
+        msg = (f"the system's inotify watch limit is too small for this tree ({why}); {every}. "
+               "Raise fs.inotify.max_user_watches (sysctl) to get instant updates back"
+               if limit else f"watching with inotify failed ({why}); {every}")
         log.warning(msg)
         self.root.index.notes["watch"] = msg
         for info in self.root.index.sources.values():

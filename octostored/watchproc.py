@@ -24,12 +24,14 @@ import os
 import sys
 import threading
 
+from typing import Any
+
 import watchfiles
+from watchfiles import Change
+from watchfiles._rust_notify import RustNotify
 
 CHUNK = 2000
 """Paths per stdout line (the daemon reads lines of up to a few MB)."""
-RUST_TIMEOUT_MS = 50
-"""How long the first wait for changes lasts before the child says it is armed."""
 
 
 class StoreFilter(watchfiles.BaseFilter):
@@ -59,28 +61,29 @@ def send(msg: dict[str, object]) -> None:
         sys.stdout.flush()
 
 
-def watch(cfg: dict[str, object], stop: threading.Event) -> None:
-    armed = False
+def watch(cfg: dict[str, Any], stop: threading.Event) -> None:
+    """Build the watcher, say ``armed``, then send every batch until ``stop``.
+
+    ``RustNotify`` is used directly (as ``watchfiles.watch`` does) so that ``armed`` is sent
+    the moment the watcher exists, and with no timeout: watchfiles drops a change that lands
+    between its timeout check and its clearing of the batch, so a short timeout would make
+    that race frequent.
+    """
+    flt = StoreFilter()
     try:
-        for changes in watchfiles.watch(
-            *cfg["paths"],  # type: ignore[misc]
-            watch_filter=StoreFilter(),
-            step=int(cfg.get("step", 20)),  # type: ignore[call-overload]
-            debounce=int(cfg.get("debounce", 300)),  # type: ignore[call-overload]
-            stop_event=stop,
-            rust_timeout=RUST_TIMEOUT_MS,
-            yield_on_timeout=True,
-            recursive=bool(cfg.get("recursive", True)),
-            force_polling=bool(cfg.get("polling", False)),
-            poll_delay_ms=int(cfg.get("poll_ms", 500)),  # type: ignore[call-overload]
-            ignore_permission_denied=True,
-        ):
-            if not armed:  # the first yield comes after the watcher was built
-                armed = True
-                send({"armed": True})
-            paths = sorted({p for _, p in changes})
-            for i in range(0, len(paths), CHUNK):
-                send({"paths": paths[i : i + CHUNK]})
+        with RustNotify([str(p) for p in cfg["paths"]], False, bool(cfg.get("polling")),
+                        int(cfg.get("poll_ms", 500)), bool(cfg.get("recursive", True)),
+                        True) as notify:
+            send({"armed": True})
+            while True:
+                raw = notify.watch(int(cfg.get("debounce", 300)), int(cfg.get("step", 20)), 0, stop)
+                if raw in ("stop", "signal"):
+                    return
+                if raw == "timeout":
+                    continue
+                paths = sorted({p for c, p in raw if flt(Change(c), p)})
+                for i in range(0, len(paths), CHUNK):
+                    send({"paths": paths[i : i + CHUNK]})
     except Exception as exc:  # noqa: BLE001 - the daemon falls back to polling and says why
         send({"error": str(exc) or type(exc).__name__})
 

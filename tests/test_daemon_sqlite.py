@@ -87,6 +87,29 @@ def test_sqlite_live_updates_and_wal(daemon: DaemonProc, sqlite_repo: tuple[Path
         assert c.call("octostore/run", root=str(repo), run_id=rid)["status"] == "FINISHED"
 
 
+def test_a_deleted_database_takes_its_runs_with_it(
+        daemon: DaemonProc, sqlite_repo: tuple[Path, MlflowClient, str]) -> None:
+    """Removing mlflow.db is a change the watcher reports: its runs leave the index with a
+    notification, no sync asked."""
+    repo, mlf, exp = sqlite_repo
+    with daemon.client() as c:
+        c.call("octostore/subscribe", root=str(repo))
+        c.call("octostore/sync", root=str(repo))
+        ids = {r["run_id"] for r in c.call("octostore/runs", root=str(repo), view="all")["runs"]}
+        assert len(ids) == 6
+        mlf._tracking_client.store.engine.dispose()  # MLflow lets go of its connections
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            (repo / f"mlflow.db{suffix}").unlink(missing_ok=True)
+
+        def gone() -> bool:
+            n = c.wait_notification("octostore/changed", timeout=10)
+            return ids <= set(n["params"]["removed"])
+
+        wait_for(gone, timeout=20, what="the runs of the deleted database to be removed")
+        info = c.call("octostore/open", root=str(repo))
+        assert info["runs"] == 0 and info["sources"] == []
+
+
 def test_run_in_two_stores_is_one_run(daemon: DaemonProc, sqlite_repo: tuple[Path, MlflowClient, str]) -> None:
     """A run in mlflow.db and in octostore's committed store is one run, marked committed."""
     repo, mlf, exp = sqlite_repo

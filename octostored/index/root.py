@@ -174,7 +174,7 @@ class Root:
 
     # -- the updater --------------------------------------------------------------------
     async def _run(self) -> None:
-        from ..watch import RootWatcher  # the watcher pulls in watchfiles' Rust extension
+        from ..watch import RootWatcher  # imported with the first root
 
         try:
             loaded = await asyncio.to_thread(self._load_snapshot)
@@ -213,6 +213,12 @@ class Root:
             self.index.notes["updater"] = f"indexing failed: {exc}; see `octostore daemon logs`"
             self.index.state = "failed"
             self.ready.set()
+            if self._watcher is None:  # the next change must still reach the updater
+                try:
+                    self._watcher = RootWatcher(self)
+                    await self._watcher.start()  # type: ignore[attr-defined]
+                except Exception:
+                    log.exception("watching %s failed", self.path)
         self._scanned.set()
         while True:
             kind, payload = await self.queue.get()
@@ -444,6 +450,8 @@ class Root:
                     continue
                 if ref.kind == "sqlite":
                     if path.startswith(ref.path):
+                        if not os.path.exists(ref.path):
+                            return None  # the database was deleted or moved: re-discover
                         sqlite_ids.add(sid)
                         break  # else the for-else below takes mlflow.db for a new store
                     continue
