@@ -22,7 +22,8 @@ export class StatusItem implements vscode.Disposable {
     switch (this.conn.state) {
       case 'connected': {
         const runs = this.roots.all.reduce((n, r) => n + (r.summary.runs || 0), 0);
-        const indexing = this.roots.all.some((r) => r.summary.state !== 'ready');
+        // 'verifying' (the watch being set up, the disk re-checked) already lists every run.
+        const indexing = this.roots.all.some((r) => r.summary.state === 'indexing');
         it.text = `$(beaker) Octostore: ${runs} run${runs === 1 ? '' : 's'}${indexing ? ' (indexing)' : ''}`;
         const st = this.conn.status;
         const md = new vscode.MarkdownString(
