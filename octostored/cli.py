@@ -72,6 +72,13 @@ def _root(args: argparse.Namespace) -> str:
     return root
 
 
+ROOT_STATES = {
+    "indexing": "indexing (reading its stores)",
+    "verifying": "verifying (every run is listed; setting up the watch and re-checking the disk)",
+    "failed": "failed (see the warnings below)",
+}
+
+
 def cmd_status(c: Client, args: argparse.Namespace) -> int:
     st = c.call("octostore/status")
     if args.json:
@@ -80,7 +87,8 @@ def cmd_status(c: Client, args: argparse.Namespace) -> int:
     print(f"octostored {st['version']} (pid {st['pid']}, protocol {st['protocol_version']}), "
           f"up {st['uptime']:.0f} s, {st['clients']} client(s)")
     for r in st["roots"]:
-        print(f"  {r['root']}: {r['runs']} runs, {r['experiments']} experiments, {r['state']}")
+        state = ROOT_STATES.get(r["state"], r["state"])
+        print(f"  {r['root']}: {r['runs']} runs, {r['experiments']} experiments, {state}")
         for s in r["sources"]:
             extra = f", {s['state']}" if s.get("state") else ""
             if s.get("last_sync"):

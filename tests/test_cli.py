@@ -84,9 +84,14 @@ def test_no_daemon_can_start(short_tmp: Path) -> None:
     assert "could not start the daemon" in out.stderr and "Traceback" not in out.stderr
 
 
-def test_daemon_status_and_stop(daemon: DaemonProc) -> None:
+def test_daemon_status_and_stop(daemon: DaemonProc, short_tmp: Path) -> None:
+    repo = make_repo(short_tmp / "repo")
+    MlflowClient(tracking_uri=(repo / "mlruns").as_uri()).create_experiment("e")
+    with daemon.client() as c:
+        c.call("octostore/sync", root=str(repo))
     st = octostore(daemon, "daemon", "status")
     assert st.returncode == 0 and f"pid {daemon.proc.pid}" in st.stdout  # type: ignore[union-attr]
+    assert f"{repo}: 0 runs, 2 experiments, ready" in st.stdout, st.stdout
     stop = octostore(daemon, "daemon", "stop")
     assert stop.returncode == 0 and "stopped the daemon" in stop.stdout
     daemon.proc.wait(10)  # type: ignore[union-attr]
