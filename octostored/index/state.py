@@ -220,15 +220,15 @@ class RootIndex:
         self._views[name] = (stamp, value)
         return value
 
-    def ordered_ids(self, name: Any, build: Callable[[list[Run]], list[Run]]) -> list[str]:
-        """Ids of ``build(runs)`` (an ordering that reads only attributes), kept until
+    def ordered_ids(self, name: Any, build: Callable[[], list[Run]]) -> list[str]:
+        """Ids of ``build()`` (an ordering that reads only attributes), kept until
         :attr:`attr_tick` moves.  Ids, not runs: a run's record is replaced whenever a metric
         changes, so the caller looks the current records up."""
         stamp = (self.attr_tick, id(self.runs))
         hit = self._orders.get(name)
         if hit is not None and hit[0] == stamp:
             return hit[1]
-        value = [r.run_id for r in build(list(self.runs.values()))]
+        value = [r.run_id for r in build()]
         if len(self._orders) >= VIEW_CACHE:
             self._orders.clear()
         self._orders[name] = (stamp, value)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from ..model import ACTIVE, DELETED, RUN_STATUSES, Experiment, Run
-from .metayaml import (MAX_META_BYTES, MetaError, describe_oserror, parse_meta, read_meta_file,
+from .metayaml import (MAX_META_BYTES, describe_oserror, parse_meta_bytes, read_meta_file,
                        read_regular)
 from .metricfile import INT64_MAX, INT64_MIN, Point, parse_points, scan_latest
 from .runfiles import (O_DIR, O_FILE, S_IFDIR, S_IFMT, S_IFREG, SHORT_VALUE, Sig, link_stat,
@@ -413,12 +413,7 @@ def _read_meta_at(rfd: int, sig: Sig) -> tuple[dict[str, object] | None, str]:
     finally:
         os.close(fd)
     sig.add("meta.yaml", st)
-    if len(data) > MAX_META_BYTES:
-        return None, f"larger than {MAX_META_BYTES} bytes, not an MLflow meta.yaml"
-    try:
-        return parse_meta(data), ""
-    except MetaError as exc:
-        return None, str(exc)
+    return parse_meta_bytes(data)
 
 
 def run_signature(run_dir: str) -> bytes:

@@ -187,6 +187,12 @@ def read_meta_file(path: str) -> tuple[dict[str, Any] | None, str]:
         data = read_regular(path, MAX_META_BYTES)
     except OSError as exc:
         return None, describe_oserror(exc)
+    return parse_meta_bytes(data)
+
+
+def parse_meta_bytes(data: bytes) -> tuple[dict[str, Any] | None, str]:
+    """A meta.yaml's bytes (read with ``MAX_META_BYTES + 1`` as the limit) parsed:
+    (mapping, "") or (None, what is wrong)."""
     if len(data) > MAX_META_BYTES:
         return None, f"larger than {MAX_META_BYTES} bytes, not an MLflow meta.yaml"
     try:

@@ -86,7 +86,7 @@ def search_runs(root: Root, p: Params) -> dict[str, Any]:
             # while only metrics, params and tags change, and a page is a slice of it.
             order = root.index.ordered_ids(
                 ("order", tuple(order_by or ()), view, tuple(ids or ())),
-                lambda _runs: search_page(_experiment_runs(root, ids), None, order_by, view)[1])
+                lambda: search_page(_experiment_runs(root, ids), None, order_by, view)[1])
             current = root.index.runs
             total = len(order)
             page = [r for rid in order[offset:offset + limit] if (r := current.get(rid)) is not None]
