@@ -68,10 +68,18 @@ is wrong and what to do; `data.remedy` repeats the advice.
 | {PATH_OUTSIDE} | an artifact path leaves the run's artifact folder |
 | {NOT_SUPPORTED} | the request is valid but cannot be done here (the message says why) |
 | {LOG_NOT_FOUND} | the run has no console log (or it is not on this machine, or no log has that name) |
+| {REQUEST_TOO_LARGE} | a filter, pattern or other input is over its size cap (the message gives the cap) |
+| {REPLY_TOO_LARGE} | the reply would be over the reply cap (8 MiB): ask for a smaller page |
+| {TOO_MANY_ROOTS} | this connection has as many roots open as it may (the message gives the cap) |
+| {DEADLINE_EXCEEDED} | the request ran past its deadline and was stopped |
+| {FILE_REFUSED} | a repo file is not a regular file (a FIFO, a device, a socket) or is over its size cap |
 | {COMMIT_REFUSED} | the repo cannot take a commit now (not a repo, a merge in progress, another commit) |
 | {GIT_FAILED} | a git command failed; the repo was left as it was |
+| {HOOK_REFUSED} | the repo's pre-commit hook refused the commit (`no_verify` skips it) |
 | {JOB_NOT_FOUND} | no job with that id |
 | {CANNOT_REPRODUCE} | the run cannot be reproduced as asked (the message says why) |
+| {CONFIRMATION_REQUIRED} | the run's recorded command must be shown to the user and confirmed: `data.command` holds it; resend with `confirmed: true` |
+| {SERVER_UNTRUSTED} | a tracking server named by the repo is not trusted yet (`octostore remote trust URI`) |
 
 ## Notifications
 
@@ -228,10 +236,7 @@ def main() -> None:
         shutil.rmtree(base, ignore_errors=True)
 
     text = INTRO.format(version=protocol.PROTOCOL_VERSION, **{
-        k: getattr(protocol, k) for k in ("ROOT_NOT_FOUND", "BAD_FILTER", "RUN_NOT_FOUND",
-                                          "EXPERIMENT_NOT_FOUND", "ARTIFACT_NOT_FOUND", "PATH_OUTSIDE",
-                                          "NOT_SUPPORTED", "LOG_NOT_FOUND", "COMMIT_REFUSED", "GIT_FAILED",
-                                          "JOB_NOT_FOUND", "CANNOT_REPRODUCE")})
+        k: v for k, v in vars(protocol).items() if k.isupper() and isinstance(v, int)})
     text = text.replace(str(base), "/home/ada")
     parts = [text, "\n## Methods\n"]
     for method in protocol.METHODS:

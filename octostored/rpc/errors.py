@@ -48,3 +48,35 @@ class ArtifactNotFound(OctostoreError):
 
 class PathOutside(OctostoreError):
     CODE = protocol.PATH_OUTSIDE
+
+
+class RequestTooLarge(OctostoreError):
+    CODE = protocol.REQUEST_TOO_LARGE
+
+
+class ReplyTooLarge(OctostoreError):
+    CODE = protocol.REPLY_TOO_LARGE
+
+
+class TooManyRoots(OctostoreError):
+    CODE = protocol.TOO_MANY_ROOTS
+
+
+class DeadlineExceeded(OctostoreError):
+    CODE = protocol.DEADLINE_EXCEEDED
+
+
+class FileRefused(OctostoreError):
+    CODE = protocol.FILE_REFUSED
+
+
+class HookRefused(OctostoreError):
+    CODE = protocol.HOOK_REFUSED
+
+
+class ConfirmationRequired(OctostoreError):
+    CODE = protocol.CONFIRMATION_REQUIRED
+
+
+class ServerUntrusted(OctostoreError):
+    CODE = protocol.SERVER_UNTRUSTED

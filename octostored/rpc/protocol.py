@@ -44,8 +44,24 @@ ARTIFACT_NOT_FOUND = 1005
 PATH_OUTSIDE = 1006
 NOT_SUPPORTED = 1007
 LOG_NOT_FOUND = 1008
+REQUEST_TOO_LARGE = 1009
+"""A request's filter, pattern or other input is over its size or cost cap."""
+REPLY_TOO_LARGE = 1010
+"""The reply would be over the reply cap: ask for a smaller page."""
+TOO_MANY_ROOTS = 1011
+"""This connection has as many roots open as it may."""
+DEADLINE_EXCEEDED = 1012
+"""The request ran past its deadline and was stopped."""
+FILE_REFUSED = 1013
+"""A repo file is not a regular file, or is over its size cap."""
 COMMIT_REFUSED = 1020
 GIT_FAILED = 1021
+HOOK_REFUSED = 1022
+"""The repo's pre-commit hook refused the commit."""
 JOB_NOT_FOUND = 1030
 CANNOT_REPRODUCE = 1031
+CONFIRMATION_REQUIRED = 1032
+"""A command the repo recorded must be shown to the user and confirmed (``confirmed: true``)."""
+SERVER_UNTRUSTED = 1040
+"""A tracking server named by the repo is not trusted by the user yet."""
 INVALID_PARAMS = -32602
