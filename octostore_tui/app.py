@@ -27,6 +27,7 @@ from textual.worker import Worker, WorkerState
 from .daemon_link import ClientFactory, DaemonLink, LinkError, link_error
 from .messages import CompareRuns, DaemonLost, DaemonReady, FirstData, OpenRun
 from .prestart import DaemonStarter
+from .safe_output import install as _install_safe_output
 from .screens.base import LinkedScreen
 from .screens.insights import InsightsScreen
 
@@ -54,6 +55,7 @@ class OctostoreApp(App[None]):
     ]
 
     def __init__(self, link: DaemonLink, *, theme: str | None = None) -> None:
+        _install_safe_output()
         super().__init__()
         self.link = link
         self.started = time.perf_counter()

@@ -12,6 +12,10 @@ import re
 import time
 from typing import Any
 
+from rich.markup import escape
+from rich.text import Text
+
+from octostored.inert import inert
 from octostored.metricnames import lower_is_better  # noqa: F401 - the one rule, re-exported
 from octostored.model import from_json_float
 
@@ -125,7 +129,24 @@ def ago(ms: int | None, now: float | None = None) -> str:
 
 
 def run_label(run: dict[str, Any]) -> str:
-    return run.get("run_name") or (run.get("run_id") or "")[:8]
+    """A run's name for display: inert (a name is a stranger's string)."""
+    return inert(run.get("run_name") or (run.get("run_id") or "")[:8])
+
+
+def shown(value: Any) -> str:
+    """A string from a store as plain text for a cell: control and bidi characters escaped."""
+    return inert(value)
+
+
+def marked(value: Any) -> str:
+    """A string from a store for a place that reads Rich markup: inert and markup-escaped,
+    so ``[/b]`` or ``:memory:"]`` in a name is shown, never parsed."""
+    return escape(inert(value))
+
+
+def cell(value: Any, style: str = "") -> Text:
+    """A DataTable cell from a store: a Text (a ``str`` cell would be parsed as markup)."""
+    return Text(inert(value), style=style)
 
 
 def quote_key(key: str) -> str:

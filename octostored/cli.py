@@ -21,6 +21,7 @@ import orjson
 
 from . import cli_commit, cli_logs, cli_remote, cli_reproduce
 from .client import Client, DaemonUnavailable, OctostoreClientError, RequestError, default_root
+from .inert import inert, inert_text
 from .paths import log_path, socket_path
 
 
@@ -48,7 +49,10 @@ def _duration(start: int | None, end: int | None) -> str:
 
 
 def table(headers: list[str], rows: list[list[str]], max_width: int | None = None) -> str:
+    """Cells come from stores: each is made inert (escapes shown, never acted on)."""
     max_width = max_width or shutil.get_terminal_size((160, 24)).columns
+    headers = [inert(h) for h in headers]
+    rows = [[inert(c) for c in r] for r in rows]
     widths = [len(h) for h in headers]
     for r in rows:
         for i, c in enumerate(r):
@@ -88,15 +92,15 @@ def cmd_status(c: Client, args: argparse.Namespace) -> int:
           f"up {st['uptime']:.0f} s, {st['clients']} client(s)")
     for r in st["roots"]:
         state = ROOT_STATES.get(r["state"], r["state"])
-        print(f"  {r['root']}: {r['runs']} runs, {r['experiments']} experiments, {state}")
+        print(f"  {inert(r['root'])}: {r['runs']} runs, {r['experiments']} experiments, {state}")
         for s in r["sources"]:
             extra = f", {s['state']}" if s.get("state") else ""
             if s.get("last_sync"):
                 extra += f", read {max(0.0, time.time() - s['last_sync']):.0f} s ago"
-            print(f"    {s['kind']:6} {s['id']}: {s['runs']} runs" + (" (committed)" if s["committed"] else "")
+            print(f"    {s['kind']:6} {inert(s['id'])}: {s['runs']} runs" + (" (committed)" if s["committed"] else "")
                   + extra)
         for w in r["warnings"]:
-            print(f"    warning: {w}")
+            print(f"    warning: {inert(w)}")
     return 0
 
 
@@ -108,7 +112,7 @@ def cmd_experiments(c: Client, args: argparse.Namespace) -> int:
     rows = [[e["key"], e["name"], str(e["runs"]), _fmt_time(e["last_activity"]), e["source"]]
             for e in res["experiments"]]
     if not rows:
-        print(f"no experiments in {res['root']}")
+        print(f"no experiments in {inert(res['root'])}")
         return 0
     print(table(["id", "name", "runs", "last activity", "store"], rows))
     return 0
@@ -117,7 +121,7 @@ def cmd_experiments(c: Client, args: argparse.Namespace) -> int:
 def _open_checked(c: Client, root: str) -> dict[str, Any]:
     info = c.call("octostore/open", root=root)
     if not info["sources"]:
-        raise UsageError(f"no MLflow runs found in {root} (no mlruns/ folder or mlflow.db); "
+        raise UsageError(f"no MLflow runs found in {inert(root)} (no mlruns/ folder or mlflow.db); "
                          "run your training script with MLflow first, or pass --root")
     return info
 
@@ -138,7 +142,7 @@ def cmd_runs(c: Client, args: argparse.Namespace) -> int:
         _print_json(runs)
         return 0
     if not runs:
-        print("no runs match" if args.filter else f"no runs in {root}")
+        print("no runs match" if args.filter else f"no runs in {inert(root)}")
         return 0
     metric_keys = sorted({k for r in runs for k in r["metrics"]})[:5]
     param_keys = sorted({k for r in runs for k in r["params"]})[:4]
@@ -158,32 +162,32 @@ def cmd_run(c: Client, args: argparse.Namespace) -> int:
     if args.json:
         _print_json(r)
         return 0
-    print(f"run {r['run_id']}  {r['run_name'] or ''}")
-    print(f"  experiment  {r['experiment_name']} ({r['experiment_id']})")
-    print(f"  status      {r['status']}  ({r['lifecycle_stage']})")
+    print(f"run {inert(r['run_id'])}  {inert(r['run_name'] or '')}")
+    print(f"  experiment  {inert(r['experiment_name'])} ({inert(r['experiment_id'])})")
+    print(f"  status      {inert(r['status'])}  ({inert(r['lifecycle_stage'])})")
     print(f"  started     {_fmt_time(r['start_time'])}   duration {_duration(r['start_time'], r['end_time'])}")
-    print(f"  store       {', '.join(r['sources'])}" + ("  [committed]" if r["committed"] else ""))
+    print(f"  store       {inert(', '.join(r['sources']))}" + ("  [committed]" if r["committed"] else ""))
     if r["git"]["commit"]:
-        print(f"  git commit  {r['git']['commit']}" + ("  (dirty)" if r["git"]["dirty"] == "true" else ""))
+        print(f"  git commit  {inert(r['git']['commit'])}" + ("  (dirty)" if r["git"]["dirty"] == "true" else ""))
     for title, items in (("params", r["params"]), ("tags", {k: v for k, v in r["tags"].items()
                                                              if not k.startswith("mlflow.log-model")})):
         if items:
             print(f"  {title}:")
             for k in sorted(items):
-                print(f"    {k} = {str(items[k])[:100]}")
+                print(f"    {inert(k)} = {inert(str(items[k])[:100])}")
     if r["metrics"]:
         print("  metrics:")
         for k in sorted(r["metrics"]):
             m = r["metrics"][k]
-            print(f"    {k} = {_fmt_num(m['value'])}  (step {m['step']})")
+            print(f"    {inert(k)} = {_fmt_num(m['value'])}  (step {m['step']})")
     for log in r.get("logs", []):
         what = "live, " if log["live"] else ""
         part = "" if log["part"] == "run" else ", whole log: shared with overlapping runs"
-        print(f"  log         {log['name']}: {log['path']} ({what}{_fmt_bytes(log['size'])}{part})")
+        print(f"  log         {inert(log['name'])}: {inert(log['path'])} ({what}{_fmt_bytes(log['size'])}{part})")
     if r.get("logs"):
         print(f"              show it with `octostore logs {r['run_id'][:8]}`")
     for w in r["warnings"]:
-        print(f"  warning: {w}")
+        print(f"  warning: {inert(w)}")
     return 0
 
 
@@ -198,7 +202,7 @@ def cmd_metrics(c: Client, args: argparse.Namespace) -> int:
         _print_json(res)
         return 0
     for s in res["series"]:
-        print(f"{s['key']} ({s['points']} points)")
+        print(f"{inert(s['key'])} ({s['points']} points)")
         for x, y in zip(s["x"], s["y"]):
             print(f"  {_fmt_num(x):>10}  {_fmt_num(y)}")
     return 0
@@ -210,23 +214,23 @@ def cmd_artifacts(c: Client, args: argparse.Namespace) -> int:
         res = c.call("octostore/artifact", root=root, run_id=args.run_id, path=args.path)
         if res["binary"]:
             raise UsageError(f"{args.path} is a binary file ({res['size']} bytes); open it from the artifact folder")
-        sys.stdout.write(res["text"])
+        sys.stdout.write(inert_text(res["text"]))
         return 0
     res = c.call("octostore/artifacts", root=root, run_id=args.run_id)
     if args.json:
         _print_json(res)
         return 0
     for w in res["warnings"]:
-        print(f"warning: {w}", file=sys.stderr)
+        print(f"warning: {inert(w)}", file=sys.stderr)
     for a in res["artifacts"]:
-        print(f"{a['size']:>10}  {a['path']}")
+        print(f"{a['size']:>10}  {inert(a['path'])}")
     return 0
 
 
 def cmd_watch(c: Client, args: argparse.Namespace) -> int:
     root = _root(args)
     sub = c.call("octostore/subscribe", root=root)
-    print(f"watching {sub['root']} (clock {sub['clock']}); Ctrl-C stops", file=sys.stderr)
+    print(f"watching {inert(sub['root'])} (clock {sub['clock']}); Ctrl-C stops", file=sys.stderr)
     for n in c.iter_notifications("octostore/changed"):
         p = n["params"]
         if args.json:
@@ -356,13 +360,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except UsageError as exc:
-        print(f"octostore: {exc}", file=sys.stderr)
+        print(f"octostore: {inert(exc)}", file=sys.stderr)
         return 2
     except RequestError as exc:
-        print(f"octostore: {exc.message}", file=sys.stderr)
+        print(f"octostore: {inert(exc.message)}", file=sys.stderr)
         return 2
     except OctostoreClientError as exc:
-        print(f"octostore: {exc}", file=sys.stderr)
+        print(f"octostore: {inert(exc)}", file=sys.stderr)
         return 1
 
 

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from typing import Any
 
 import orjson
+
+from .inert import inert_text
 
 from .client import Client, default_root
 
@@ -49,6 +52,10 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--name", help="which log, when the run has several (see `octostore run`)")
     p.add_argument("--root", help="the repo (default: the git work tree of the current folder)")
     p.add_argument("--json", action="store_true", help="print the daemon's replies as JSON")
+
+
+_PARTIAL_ESCAPE = re.compile(r"\x1b(\[[0-9;:]*)?$")
+"""An escape sequence cut off at the end of a page (printed with the next one, whole)."""
 
 
 def _write(text: str) -> None:
@@ -108,11 +115,17 @@ def _print_from(c: Client, base: dict[str, Any], offset: int, as_json: bool,
         reply = c.call("octostore/log", {**base, "offset": offset, "max_bytes": READ_BYTES})
         if as_json:
             _json(reply)
-        elif reply["data"]:
-            _write(reply["data"])
-        offset = reply["next_offset"]
+            offset = reply["next_offset"]
+        else:
+            data = reply["data"]
+            cut = _PARTIAL_ESCAPE.search(data) if not reply["eof"] else None
+            if cut is not None and cut.start() > 0:  # an escape split by the page: read it whole next
+                data = data[:cut.start()]
+            if data:
+                _write(inert_text(data))
+            offset = reply["next_offset"] - len(reply["data"][len(data):].encode("utf-8", "surrogateescape"))
         if once or reply["eof"]:
-            return reply
+            return {**reply, "next_offset": offset}
 
 
 def _tail(c: Client, base: dict[str, Any], lines: int, as_json: bool) -> dict[str, Any]:
@@ -128,7 +141,7 @@ def _tail(c: Client, base: dict[str, Any], lines: int, as_json: bool) -> dict[st
     if as_json:
         _json({**reply, "data": kept, "offset": reply["next_offset"] - len(kept.encode())})
     else:
-        _write(kept)
+        _write(inert_text(kept))
     return reply
 
 
@@ -157,7 +170,7 @@ def _grep(c: Client, base: dict[str, Any], args: argparse.Namespace) -> int:
     if args.json:
         _json(reply)
         return 0
-    _write("".join(f"{n}:{shown(text)}\n" for n, text in reply["matches"]))
+    _write("".join(f"{n}:{inert_text(shown(text))}\n" for n, text in reply["matches"]))
     if reply["truncated"]:
         print(f"octostore: showing the first {len(reply['matches'])} matching lines; "
               "pass --max-lines for more", file=sys.stderr)

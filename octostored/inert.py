@@ -55,3 +55,26 @@ def inert(value: object, keep_newlines: bool = False) -> str:
 def is_inert(text: str) -> bool:
     """True when ``text`` has nothing :func:`inert` would change."""
     return _UNSAFE.search(text) is None
+
+
+_CSI_KEPT = re.compile(r"\x1b\[[0-9;:]*[mKABCDG]")
+"""Escapes a console log may keep: colours (SGR), erase-in-line and cursor moves within the
+screen, which progress bars use.  Everything else (OSC titles, clipboard writes, hyperlinks,
+DCS/APC strings, screen clears, mode switches) is shown escaped."""
+_TEXT_UNSAFE = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{_BIDI_AND_INVISIBLE}]")
+
+
+def inert_text(text: str) -> str:
+    """Terminal output (a console log, a text artifact) with its colours and progress bars
+    kept and nothing else a terminal would act on: newlines, tabs, ``\\r`` and the escapes
+    of :data:`_CSI_KEPT` pass; any other control character is shown escaped."""
+    if _TEXT_UNSAFE.search(text) is None:
+        return text
+    out: list[str] = []
+    pos = 0
+    for m in _CSI_KEPT.finditer(text):
+        out.append(_TEXT_UNSAFE.sub(_show, text[pos:m.start()]))
+        out.append(m.group(0))
+        pos = m.end()
+    out.append(_TEXT_UNSAFE.sub(_show, text[pos:]))
+    return "".join(out)

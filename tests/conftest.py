@@ -59,7 +59,7 @@ class DaemonProc:
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         env.update(OCTOSTORE_SOCKET=self.socket, OCTOSTORE_CACHE_DIR=self.cache,
-                   XDG_STATE_HOME=str(self.base / "state"))
+                   XDG_STATE_HOME=str(self.base / "state"), XDG_CONFIG_HOME=str(self.base / "config"))
         return env
 
     def start(self) -> DaemonProc:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from textual.screen import Screen
 
+from .. import format as fmt
 from ..daemon_link import DaemonLink, LinkError
 
 if TYPE_CHECKING:
@@ -39,7 +40,8 @@ class LinkedScreen(Screen[Any]):
 
     def report(self, err: LinkError) -> None:
         """Show a failure as a notification: title and one sentence."""
-        self.notify(err.message, title=err.title, severity="error", timeout=8)
+        self.notify(fmt.shown(err.message), title=fmt.shown(err.title), severity="error",
+                    timeout=8, markup=False)
 
     def palette_commands(self) -> list[tuple[str, str, Callable[[], Any]]]:
         """(title, help, callback) for each of this screen's actions."""

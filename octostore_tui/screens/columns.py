@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.text import Text
 from textual import on
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, SelectionList, Static
 from textual.widgets.selection_list import Selection
+
+from .. import format as fmt
 
 
 class ColumnChooser(ModalScreen[list[str] | None]):
@@ -33,7 +36,7 @@ class ColumnChooser(ModalScreen[list[str] | None]):
         for kind, label in (("params", "param"), ("metrics", "metric"), ("tags", "tag")):
             for k in keys.get(kind, []):
                 cid = f"{kind}.{k}"
-                self._all.append(Selection(f"{label:<6} {k}", cid, cid in self.chosen))
+                self._all.append(Selection(Text(f"{label:<6} {fmt.shown(k)}"), cid, cid in self.chosen))
 
     def compose(self):
         with Vertical(id="chooser", classes="modal-box"):

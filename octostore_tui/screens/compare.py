@@ -146,9 +146,9 @@ class CompareScreen(ChartsScreen):
             if self.only_differences and not differs:
                 continue
             style = "bold $warning" if differs else ""
-            key = Text(("≠ " if differs else "  ") + p["key"], style=self._style(style))
+            key = Text(("≠ " if differs else "  ") + fmt.shown(p["key"]), style=self._style(style))
             cells = [
-                Text("—" if v is None else str(v), style=self._style(style))
+                Text("—" if v is None else fmt.shown(v), style=self._style(style))
                 for v in p.get("values") or []
             ]
             table.add_row(key, *cells)
@@ -187,21 +187,21 @@ class CompareScreen(ChartsScreen):
                                       justify="right"))
                 else:
                     cells.append(Text(text, justify="right"))
-            table.add_row(Text(f"{m['key']} {arrow}"), *cells)
+            table.add_row(Text(f"{fmt.shown(m['key'])} {arrow}"), *cells)
         if table.row_count == 0:
             table.add_row(Text("no metrics", style="dim"), *[""] * len(self._labels()))
 
     def _show_code(self, data: dict[str, Any]) -> None:
         env = data.get("environment") or {}
         code = data.get("code") or {}
-        labels = [fmt.run_label(r) for r in data.get("runs") or []]
+        labels = [fmt.marked(fmt.run_label(r)) for r in data.get("runs") or []]
         width = max((len(lbl) for lbl in labels), default=8) + 2
         lines = [
             "[b]Environment[/b]  "
             + ("[$warning]differs[/]" if env.get("differs") else "[$success]same for all runs[/]")
         ]
         for lbl, v in zip(labels, env.get("values") or []):
-            lines.append(f"  {lbl:<{width}} {v[:16] if v else '[dim]not captured[/dim]'}")
+            lines.append(f"  {lbl:<{width}} {fmt.marked(v[:16]) if v else '[dim]not captured[/dim]'}")
         lines += [
             "",
             "[b]Code[/b]  "
@@ -220,7 +220,7 @@ class CompareScreen(ChartsScreen):
                     else "  clean"
                 )
             lines.append(
-                f"  {lbl:<{width}} {c[:12] if c else '[dim]no commit recorded[/dim]'}{state}"
+                f"  {lbl:<{width}} {fmt.marked(c[:12]) if c else '[dim]no commit recorded[/dim]'}{state}"
             )
         self.query_one("#cmp-code", Static).update("\n".join(lines))
 

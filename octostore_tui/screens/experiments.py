@@ -39,7 +39,7 @@ _FIRST_DIRECTION = {"run_name": True, "status": True, "start_time": False}
 
 def _exp_prompt(name: str, runs: int, last: int | None) -> Text:
     text = Text(no_wrap=True, overflow="ellipsis")
-    text.append(name, style="bold")
+    text.append(fmt.shown(name), style="bold")
     text.append(f"\n{runs} run{'s' if runs != 1 else ''}", style="dim")
     if last:
         text.append(f" · {fmt.ago(last)}", style="dim")
@@ -111,7 +111,7 @@ class ExperimentsScreen(LinkedScreen):
         try:
             reply = await self.link.call("octostore/experiments")
         except LinkError as err:
-            self.set_status(f"[$error]{err.title}:[/] {err.message}")
+            self.set_status(f"[$error]{fmt.marked(err.title)}:[/] {fmt.marked(err.message)}")
             return
         self.show_experiments(reply.get("experiments") or [])
 
@@ -260,10 +260,11 @@ class ExperimentsScreen(LinkedScreen):
     def show_error(self, err: LinkError) -> None:
         if err.code == BAD_FILTER:
             self.query_one("#filter", Input).add_class("-invalid")
-            self.set_status(f"[$error]Bad filter:[/] {err.message}")
-            self.notify(err.message, title="Bad filter", severity="error", timeout=8)
+            self.set_status(f"[$error]Bad filter:[/] {fmt.marked(err.message)}")
+            self.notify(fmt.shown(err.message), title="Bad filter", severity="error", timeout=8,
+                        markup=False)
         else:
-            self.set_status(f"[$error]{err.title}:[/] {err.message}")
+            self.set_status(f"[$error]{fmt.marked(err.title)}:[/] {fmt.marked(err.message)}")
             self.report(err)
 
     def set_status(self, text: str) -> None:
@@ -271,13 +272,13 @@ class ExperimentsScreen(LinkedScreen):
 
     def show_status(self) -> None:
         n = self.total or 0
-        parts = [f"[b]{n}[/b] run{'s' if n != 1 else ''} in {self._experiment_name()}"]
+        parts = [f"[b]{n}[/b] run{'s' if n != 1 else ''} in {fmt.marked(self._experiment_name())}"]
         if self.filter:
             parts.append("filtered")
         if self.view != "active":
             parts.append("[$warning]deleted runs shown[/]")
         if self.order_by:
-            parts.append(f"sorted by {self.order_by[0]}")
+            parts.append(f"sorted by {fmt.marked(self.order_by[0])}")
         marked = len(self.grid.selected)
         if marked:
             parts.append(f"[$accent]{marked} marked[/]" + (" (c compares)" if marked > 1 else ""))

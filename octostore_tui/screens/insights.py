@@ -194,7 +194,7 @@ class InsightsScreen(LinkedScreen):
             n_runs = (self.data or {}).get("total", info.get("runs", 0))
         exps = info.get("experiments", 0)
         src = ", ".join(
-            f"{escape(_source_name(s, root))} ({s.get('kind')}"
+            f"{fmt.marked(_source_name(s, root))} ({fmt.marked(s.get('kind'))}"
             + (" [$warning]⚠[/]" if _source_warnings(s) else "")
             + ")"
             for s in sources
@@ -206,7 +206,7 @@ class InsightsScreen(LinkedScreen):
         self.warnings = root_warnings(info)
         if self.warnings:
             more = len(self.warnings) - 1
-            summary += f"\n[$warning]⚠ {escape(self.warnings[0])}[/]" + (
+            summary += f"\n[$warning]⚠ {fmt.marked(self.warnings[0])}[/]" + (
                 f"  [dim](+{more} more: w lists them)[/dim]" if more else ""
             )
         self.query_one("#summary", Static).update(summary)
@@ -227,7 +227,7 @@ class InsightsScreen(LinkedScreen):
             self.notify("No store of this repo has a warning.", title="Warnings", timeout=4)
             return
         self.notify(
-            "\n".join(f"• {w}" for w in self.warnings),
+            "\n".join(f"• {fmt.shown(w)}" for w in self.warnings),
             title=f"{len(self.warnings)} warning{'s' if len(self.warnings) != 1 else ''}",
             severity="warning",
             markup=False,
@@ -257,7 +257,8 @@ class InsightsScreen(LinkedScreen):
         top = sorted(
             (e for e in exps if e.get("active_runs")), key=lambda e: (-e["active_runs"], e["name"])
         )[:EXPERIMENT_BARS]
-        items = [(e["name"], e["active_runs"], str(e["active_runs"]), "$secondary") for e in top]
+        items = [(fmt.shown(e["name"]), e["active_runs"], str(e["active_runs"]), "$secondary")
+                 for e in top]
         rest = len([e for e in exps if e.get("active_runs")]) - len(top)
         if rest > 0:
             items.append((f"{rest} more", 0, "", "$secondary"))
@@ -294,8 +295,8 @@ class InsightsScreen(LinkedScreen):
                     f"{fmt.num(best.get('value'))}  {fmt.shorten(fmt.run_label(best), name_w)}"
                 )
             cells += [""] * (TOP_N - len(cells))
-            label = f"[b]{key}[/b]" if key == self.metric else key
-            table.add_row(label, "↓ lower" if low else "↑ higher", *cells)
+            label = fmt.cell(key, "bold") if key == self.metric else fmt.cell(key)
+            table.add_row(label, "↓ lower" if low else "↑ higher", *[fmt.cell(c) for c in cells])
         if self._metric_rows:
             row = self._metric_rows.index(self.metric) if self.metric in self._metric_rows else 0
             col = max(keep.column, 2)
@@ -306,16 +307,17 @@ class InsightsScreen(LinkedScreen):
         edges, counts = dist.get("edges") or [], dist.get("counts") or []
         labels = [fmt.num(edges[i], 3) for i in range(len(counts))] if edges else []
         chart = self.query_one("#distribution", BarChart)
-        chart.border_title = f"Distribution of {self.metric}" if self.metric else "Distribution"
-        chart.set_bars(labels, counts, x_label=self.metric or "")
+        chart.border_title = (f"Distribution of {fmt.marked(self.metric)}" if self.metric
+                              else "Distribution")
+        chart.set_bars(labels, counts, x_label=fmt.shown(self.metric or ""))
 
     def _show_influence(self, data: dict[str, Any]) -> None:
         infl = data.get("influence") or []
         items = [
             (
-                d["param"],
+                fmt.shown(d["param"]),
                 float(d.get("score") or 0),
-                f"{d.get('score', 0):.2f}  best {d.get('best_value')}",
+                f"{d.get('score', 0):.2f}  best {fmt.shown(d.get('best_value'))}",
                 "$primary",
             )
             for d in infl

@@ -156,13 +156,13 @@ class RunDetailScreen(ChartsScreen):
         st = run.get("status", "")
         style = fmt.STATUS_STYLE.get(st, "")
         parts = [
-            f"[b]{fmt.run_label(run)}[/b]",
+            f"[b]{fmt.marked(fmt.run_label(run))}[/b]",
             f"[{style}]{fmt.STATUS_ICON.get(st, '')} {st.lower()}[/]" if style else st.lower(),
         ]
         if run.get("lifecycle_stage") == "deleted":
             parts.append("[$error]deleted[/]")
         parts += [
-            f"experiment {run.get('experiment_name') or run.get('experiment_id')}",
+            f"experiment {fmt.marked(run.get('experiment_name') or run.get('experiment_id'))}",
             f"started {fmt.full_time(run.get('start_time'))}",
             fmt.run_duration(run),
             f"[dim]id {run['run_id'][:8]}[/dim]",
@@ -204,7 +204,7 @@ class RunDetailScreen(ChartsScreen):
         table = self.query_one("#params-table", DataTable)
         table.clear()
         for k, v in sorted((run.get("params") or {}).items()):
-            table.add_row(k, v)
+            table.add_row(fmt.cell(k), fmt.cell(v))
         if table.row_count == 0:
             table.add_row("[dim]no parameters[/dim]", "")
 
@@ -213,7 +213,7 @@ class RunDetailScreen(ChartsScreen):
         table.clear()
         tags = run.get("tags") or {}
         for k in sorted(tags, key=lambda k: (k.startswith("mlflow."), k)):
-            table.add_row(k, fmt.shorten(tags[k].replace("\n", " ⏎ "), 200))
+            table.add_row(fmt.cell(k), fmt.cell(fmt.shorten(tags[k].replace("\n", " ⏎ "), 200)))
         if table.row_count == 0:
             table.add_row("[dim]no tags[/dim]", "")
 
@@ -227,7 +227,7 @@ class RunDetailScreen(ChartsScreen):
             m = metrics[k] or {}
             lo, hi, n = (stats or {}).get(k, (None, None, None))
             table.add_row(
-                k,
+                fmt.cell(k),
                 fmt.num(m.get("value")),
                 str(m.get("step", "")),
                 fmt.num(lo) if lo is not None else "…",
@@ -420,7 +420,7 @@ class RunDetailScreen(ChartsScreen):
         tags = run.get("tags") or {}
         lines = ["[b]This run[/b]", f"  run id       {run['run_id']}"]
         commit = git.get("commit")
-        lines.append(f"  git commit   {commit[:12] if commit else '[dim]not recorded[/dim]'}")
+        lines.append(f"  git commit   {fmt.marked(commit[:12]) if commit else '[dim]not recorded[/dim]'}")
         dirty = git.get("dirty")
         if dirty is None:
             lines.append(
@@ -430,7 +430,7 @@ class RunDetailScreen(ChartsScreen):
             patch = git.get("patch")
             lines.append(
                 "  code state   [$warning]uncommitted changes[/]"
-                + (f" (patch {patch[:12]})" if patch else "")
+                + (f" (patch {fmt.marked(patch[:12])})" if patch else "")
             )
         else:
             lines.append("  code state   [$success]clean[/]")
@@ -440,18 +440,18 @@ class RunDetailScreen(ChartsScreen):
             ("entry point", "mlflow.source.name"),
         ):
             if tags.get(key):
-                lines.append(f"  {label:<12} {tags[key]}")
+                lines.append(f"  {label:<12} {fmt.marked(tags[key])}")
         lock = env.get("lock")
         lines.append(
-            f"  environment  {'lock ' + lock[:16] if lock else '[dim]no captured lock[/dim]'}"
+            f"  environment  {'lock ' + fmt.marked(lock[:16]) if lock else '[dim]no captured lock[/dim]'}"
         )
         if env.get("python"):
-            lines.append(f"  python       {env['python']}")
+            lines.append(f"  python       {fmt.marked(env['python'])}")
         if env.get("argv"):
-            lines.append(f"  command      {env['argv']}")
+            lines.append(f"  command      {fmt.marked(env['argv'])}")
         for key, value in env.items():
             if key not in ("lock", "python", "argv") and value:
-                lines.append(f"  {key:<12} {value}")
+                lines.append(f"  {fmt.marked(key):<12} {fmt.marked(value)}")
         self.query_one("#env-run", Static).update("\n".join(lines))
 
     @work(exclusive=True, group="environment", exit_on_error=False)
@@ -459,7 +459,8 @@ class RunDetailScreen(ChartsScreen):
         try:
             reply = await self.link.call("octostore/environment")
         except LinkError as err:
-            self.query_one("#env-files", Static).update(f"[$error]{err.title}:[/] {err.message}")
+            self.query_one("#env-files", Static).update(
+                f"[$error]{fmt.marked(err.title)}:[/] {fmt.marked(err.message)}")
             return
         files = reply.get("files") or []
         lines = ["", f"[b]The repo's environment files[/b]  [dim]({len(files)})[/dim]"]
@@ -471,17 +472,17 @@ class RunDetailScreen(ChartsScreen):
         for f in files:
             pkgs = f.get("packages") or []
             pinned = " [$success]pinned[/]" if f.get("pinned") else ""
-            py = f"  python {f['python']}" if f.get("python") else ""
+            py = f"  python {fmt.marked(f['python'])}" if f.get("python") else ""
             lines.append(
-                f"  [b]{f['path']}[/b]  [dim]{f.get('kind')}[/dim]  "
+                f"  [b]{fmt.marked(f['path'])}[/b]  [dim]{fmt.marked(f.get('kind'))}[/dim]  "
                 f"{len(pkgs)} package{'s' if len(pkgs) != 1 else ''}{py}{pinned}"
             )
             for p in pkgs[:12]:
-                lines.append(f"      {p.get('name', '')} {p.get('spec') or ''}")
+                lines.append(f"      {fmt.marked(p.get('name', ''))} {fmt.marked(p.get('spec') or '')}")
             if len(pkgs) > 12:
                 lines.append(f"      [dim]… {len(pkgs) - 12} more[/dim]")
             for w in f.get("warnings") or []:
-                lines.append(f"      [$warning]{w}[/]")
+                lines.append(f"      [$warning]{fmt.marked(w)}[/]")
         self.query_one("#env-files", Static).update("\n".join(lines))
 
     # -- live and actions -------------------------------------------------------------------

@@ -57,7 +57,8 @@ class RunPicker(ModalScreen[list[str] | None]):
         try:
             reply = await link.call("octostore/runs", **params)
         except LinkError as err:
-            self.notify(err.message, title=err.title, severity="error")
+            self.notify(fmt.shown(err.message), title=fmt.shown(err.title), severity="error",
+                        markup=False)
             return
         pick = self.query_one("#picker-list", SelectionList)
         for r in reply.get("runs") or []:

@@ -127,7 +127,8 @@ class ArtifactView(Vertical):
         return self.source is not None and self.source.kind == "log"
 
     def report(self, err: LinkError) -> None:
-        self.notify(err.message, title=err.title, severity="error", timeout=8)
+        self.notify(fmt.shown(err.message), title=fmt.shown(err.title), severity="error",
+                    timeout=8, markup=False)
 
     # -- opening and reading ----------------------------------------------------------------
     def open(self, source: Source, live: bool = False) -> None:
@@ -333,7 +334,7 @@ class ArtifactView(Vertical):
                 )
             except LinkError as err:
                 box.add_class("-invalid")
-                self._note(f"[$error]{escape(err.title)}:[/] {escape(err.message)}")
+                self._note(f"[$error]{fmt.marked(err.title)}:[/] {fmt.marked(err.message)}")
                 return
             matches = [(int(m[0]), str(m[1])) for m in reply.get("matches") or []]
             truncated = bool(reply.get("truncated"))

@@ -74,7 +74,7 @@ class ChartsPanel(Horizontal):
         pick = self.query_one("#metric-pick", SelectionList)
         with self.prevent(SelectionList.SelectedChanged):
             pick.clear_options()
-            pick.add_options([Selection(k, k, k in self.selected) for k in keys])
+            pick.add_options([Selection(fmt.cell(k), k, k in self.selected) for k in keys])
         self._rebuild_charts()
         self.want()
 

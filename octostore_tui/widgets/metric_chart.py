@@ -106,7 +106,7 @@ class MetricChart(PlotextPlot):
         cleaned = [(s, *self._clean(s)) for s in self.series]
         if not any(xs for _, xs, _, _ in cleaned):
             what = "loading…" if self.pending else "no points to draw"
-            return Text(f"{self.key}: {what}", style="dim", justify="center")
+            return Text(f"{fmt.shown(self.key)}: {what}", style="dim", justify="center")
         plt = self.plt
         plt.clear_figure()
         if all(len(xs) <= 1 for _, xs, _, _ in cleaned):
@@ -131,7 +131,7 @@ class MetricChart(PlotextPlot):
                 plt.plot(xs, ys, **kwargs)
             lo = min(xs[0], lo) if lo is not None else xs[0]
             hi = max(xs[-1], hi) if hi is not None else xs[-1]
-        title = self.key
+        title = fmt.shown(self.key)
         if single:
             s, xs, ys, _ = cleaned[0]
             if ys:
@@ -180,9 +180,9 @@ class MetricChart(PlotextPlot):
         plt.xlim(0.5 - extra, n + 0.5 + extra)
         plt.xticks(positions, labels)
         if len(cleaned) == 1 and cleaned[0][2]:
-            plt.title(f"{self.key}  {fmt.num(cleaned[0][2][-1])}  (logged once)")
+            plt.title(f"{fmt.shown(self.key)}  {fmt.num(cleaned[0][2][-1])}  (logged once)")
         else:
-            plt.title(f"{self.key}  (logged once per run)")
+            plt.title(f"{fmt.shown(self.key)}  (logged once per run)")
         return PlotextPlot.render(self)
 
 

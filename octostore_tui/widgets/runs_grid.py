@@ -97,7 +97,7 @@ def cell_text(run: dict[str, Any], col: Column, now_ms: float | None = None) -> 
         return ""
     if kind == "metrics":
         return fmt.num(values[key])
-    return str(values[key])
+    return fmt.shown(values[key])
 
 
 class RunsGrid(ScrollView, can_focus=True):
@@ -349,7 +349,7 @@ class RunsGrid(ScrollView, can_focus=True):
         fixed: list[Segment] = [Segment("  ", head)]
         rest: list[Segment] = []
         for i, col in enumerate(self.columns):
-            label = col.label
+            label = fmt.shown(col.label)
             if self.sort and self.sort[0] == col.id:
                 label += " ▲" if self.sort[1] else " ▼"
             text = _fit(label, col.width, col.numeric)
