@@ -79,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=30)
     ap.add_argument("--files", type=int, default=300, help="tracked files in the repo")
     ap.add_argument("--mlflow", action="store_true", help="also time mlflow.start_run()")
+    ap.add_argument("--big-mb", type=int, default=0,
+                    help="also time a dirty tree holding a modified tracked data file this big")
     args = ap.parse_args(argv)
     base = tempfile.mkdtemp(prefix="octo-capture-bench-")
     os.environ["OCTOSTORE_CAPTURE_CACHE"] = os.path.join(base, "cache")
@@ -98,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
         with open(os.path.join(repo, "src", "new_model.py"), "w") as f:
             f.write("NEW = 1\n")
         rows.append(("tags() warm, dirty tree", *measure(provider.tags, args.repeat)))
+        if args.big_mb:
+            rows.append((f"tags() warm, + {args.big_mb} MB modified tracked file",
+                         *measure(_with_big_file(repo, args.big_mb, provider), args.repeat)))
 
         def lock_from_disk_cache() -> None:
             envlock._MEMO.clear()
@@ -124,6 +129,22 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(base, ignore_errors=True)
     return 0
+
+
+def _with_big_file(repo: str, mb: int, provider: OctostoreRunContext) -> Callable[[], object]:
+    """A tracked ``data/big.bin`` of ``mb`` MB, committed then appended to (left modified):
+    before the patch left big files out, every ``start_run`` diffed it (20 s at 200 MB)."""
+    os.makedirs(os.path.join(repo, "data"), exist_ok=True)
+    path = os.path.join(repo, "data", "big.bin")
+    block = os.urandom(1 << 20)
+    with open(path, "wb") as f:
+        for _ in range(mb):
+            f.write(block)
+    _git(repo, "add", "data/big.bin")
+    _git(repo, "commit", "-qm", "big data")
+    with open(path, "ab") as f:
+        f.write(b"new rows\n" * 1000)
+    return provider.tags
 
 
 def _mlflow_rows(base: str, repeat: int) -> list[tuple[str, float, float, float]]:

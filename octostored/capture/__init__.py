@@ -33,6 +33,17 @@ Tags (all strings, as MLflow wants them):
     absent when there is no diff.
 ``octostore.git.untracked``
     JSON list of the untracked source files the patch leaves out.
+``octostore.git.commit``
+    HEAD's commit (MLflow records none for notebook runs).
+``octostore.git.big``
+    JSON list of tracked files over 4 MiB that changed since HEAD: left out of the patch
+    (diffing a 200 MB data file stalled every run 20 s), recorded by hash as inputs.
+``octostore.inputs``
+    the token of ``.octostore/inputs/<token>.json``: the files under the repo the training
+    process read (size, sha256) and the big changed files (:mod:`~.inputs`).
+``octostore.notebook``, ``octostore.notebook.copy``
+    for a run inside a Jupyter kernel: the notebook's path in the repo and the sha256 of
+    its copy ``.octostore/notebooks/<sha256>.ipynb`` as it stood (:mod:`~.notebook`).
 ``octostore.capture_error``
     set instead of failing the run when anything above went wrong.
 ``octostore.console_log``

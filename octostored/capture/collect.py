@@ -11,7 +11,7 @@ import json
 import os
 import sys
 
-from . import envlock, files, gitstate
+from . import envlock, files, gitstate, inputs, notebook
 
 TAG_LIMIT = 5000
 """Longest tag value written (MLflow refuses values over 8000 characters)."""
@@ -26,6 +26,8 @@ CWD_TAG = PREFIX + "cwd"
 DIRTY_TAG = PREFIX + "git.dirty"
 PATCH_TAG = PREFIX + "git.patch"
 UNTRACKED_TAG = PREFIX + "git.untracked"
+COMMIT_TAG = PREFIX + "git.commit"
+BIG_TAG = PREFIX + "git.big"
 ERROR_TAG = PREFIX + "capture_error"
 
 
@@ -69,11 +71,13 @@ def collect(
     argv: list[str] | None = None,
     lock_text: str | None = None,
     python: str | None = None,
+    watch_reads: bool = True,
 ) -> dict[str, str]:
     """The capture tags for a run started now in ``cwd`` (default: the current folder).
 
     ``lock_text`` and ``python`` describe another interpreter's environment
-    (``octostore run``); by default the running interpreter is locked.
+    (``octostore run``); by default the running interpreter is locked.  ``watch_reads``
+    is False where the training runs in another process (its reads are not seen here).
     """
     tags: dict[str, str] = {}
     errors: list[str] = []
@@ -95,18 +99,32 @@ def collect(
     except Exception as exc:  # noqa: BLE001
         errors.append(f"environment: {_describe(exc)}")
 
+    big_changes: list[dict[str, object]] = []
     if repo:
         try:
-            patch, untracked = gitstate.git_state(repo)
-            tags[DIRTY_TAG] = "true" if patch or untracked else "false"
-            if patch:
-                digest = files.sha256_hex(patch)
-                files.store_once(files.patch_path(repo, digest), patch)
+            state = gitstate.git_state(repo)
+            big_changes = state.big_changes
+            if state.head:
+                tags[COMMIT_TAG] = state.head
+            tags[DIRTY_TAG] = "true" if state.patch or state.untracked or big_changes else "false"
+            if state.patch:
+                digest = files.sha256_hex(state.patch)
+                files.store_once(files.patch_path(repo, digest), state.patch)
                 tags[PATCH_TAG] = digest
-            if untracked:
-                tags[UNTRACKED_TAG] = json_list(untracked)
+            if state.untracked:
+                tags[UNTRACKED_TAG] = json_list(state.untracked)
+            if big_changes:
+                tags[BIG_TAG] = json_list([str(c["path"]) for c in big_changes])
         except Exception as exc:  # noqa: BLE001
             errors.append(f"git: {_describe(exc)}")
+        try:
+            tags.update(notebook.tags(repo, cwd))
+        except Exception as exc:  # noqa: BLE001
+            errors.append(f"notebook: {_describe(exc)}")
+        try:
+            tags.update(inputs.tags(repo, big_changes, watch_reads))
+        except Exception as exc:  # noqa: BLE001
+            errors.append(f"inputs: {_describe(exc)}")
 
     if errors:
         tags[ERROR_TAG] = "; ".join(errors)[:TAG_LIMIT]

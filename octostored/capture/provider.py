@@ -26,6 +26,17 @@ DISABLE_ENV = "OCTOSTORE_CAPTURE"
 class OctostoreRunContext:
     """Adds ``octostore.*`` capture tags to every run started with ``mlflow.start_run``."""
 
+    def __init__(self) -> None:
+        # MLflow builds its providers at ``import mlflow``, before a script reads its data:
+        # the time to start seeing the files it reads (capture/inputs.py).
+        if self.in_context():
+            try:
+                from .inputs import install
+
+                install()
+            except Exception:  # noqa: BLE001 - never fail the user's import
+                pass
+
     def in_context(self) -> bool:
         return os.environ.get(DISABLE_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
