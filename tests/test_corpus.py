@@ -19,7 +19,15 @@ import pytest
 from .conftest import REPO, DaemonProc
 
 CORPUS = Path(os.environ.get("OCTOSTORE_CORPUS", REPO.parent / "shared" / "corpus" / "mlruns-real"))
+"""``OCTOSTORE_CORPUS``, else ``../shared/corpus/mlruns-real`` beside the checkout (the team's
+shared folder; a newcomer's machine has none, and then these tests say they were skipped and
+why). ``.ci/run`` sets both variables, so CI fails rather than skip."""
+REQUIRED = os.environ.get("OCTOSTORE_REQUIRE_CORPUS") == "1"
 EXPECTED = json.loads((CORPUS / "expected.json").read_text()) if (CORPUS / "expected.json").exists() else None
+if EXPECTED is None and not REQUIRED:
+    pytestmark = pytest.mark.skip(
+        reason=f"the MLflow corpus is not on this machine ({CORPUS}); set OCTOSTORE_CORPUS to "
+               "a copy of shared/corpus/mlruns-real to run these tests")
 
 ENTRIES = sorted(EXPECTED["entries"]) if EXPECTED else []
 RUN_FIELDS = ("run_name", "status", "lifecycle_stage", "start_time", "end_time", "user_id",
