@@ -1,12 +1,18 @@
-"""``octostore remote add URI``, ``octostore remote list``, ``octostore remote remove URI``.
+"""``octostore remote add|remove|trust|untrust URI``, ``octostore remote list``.
 
 The servers a root reads besides its own stores (see docs/remote.md).  ``add`` and
 ``remove`` edit ``.octostore/remotes.toml`` (``remotes = [...]``, written atomically) and
 need no daemon; the daemon's watcher sees the file change and starts or stops reading the
 server.  When a daemon is running, ``add`` also waits for the server's first sync and says
 how it went.  ``list`` shows every server the root reads (``remotes.toml``,
-``[tool.octostore] stores`` and the ``.env`` ``MLFLOW_TRACKING_URI``) with where it is named
-and, from the daemon, its state, run count and warning.
+``[tool.octostore] stores`` and the ``.env`` ``MLFLOW_TRACKING_URI``) with where it is named,
+whether the user trusts it and, from the daemon, its state, run count and warning.
+
+A repo is untrusted input, so a server it names is not contacted until the user trusts it
+(:mod:`octostored.servertrust`, in her own config).  ``trust`` and ``untrust`` edit that
+list; ``add`` trusts the server it adds (a ``remotes.toml`` a stranger committed cannot be
+told apart from one the user wrote, so the file itself proves nothing).  When a daemon runs,
+``trust`` and ``untrust`` make every open root that names the server sync at once.
 
 A URI with credentials in it is refused: ``remotes.toml`` is meant to be committed, so
 credentials go in ``MLFLOW_TRACKING_USERNAME``/``PASSWORD`` or ``MLFLOW_TRACKING_TOKEN``.
@@ -41,7 +47,10 @@ def add_parsers(sub: Any) -> None:
                        "remove)")
     rs = p.add_subparsers(dest="remote_action", required=True)
     for name, help_ in (("add", "read an MLflow tracking server (http:// or https://)"),
-                        ("remove", "stop reading a server named by `octostore remote add`")):
+                        ("remove", "stop reading a server named by `octostore remote add`"),
+                        ("trust", "let octostore contact a server a repo names and send it "
+                         "your MLflow credentials"),
+                        ("untrust", "stop contacting a server (and sending it credentials)")):
         q = rs.add_parser(name, help=help_)
         q.add_argument("uri", metavar="URI")
         q.add_argument("--root", help="the repo (default: the git work tree of the current "
@@ -134,8 +143,10 @@ def cmd_remote(args: argparse.Namespace) -> int:
             return _add(root, args)
         if args.remote_action == "remove":
             return _remove(root, args)
+        if args.remote_action in ("trust", "untrust"):
+            return _trust(root, args)
         return _list(root, args)
-    except ValueError as exc:
+    except ValueError as exc:  # servertrust.TrustFileError too
         return _fail(str(exc))
     except OSError as exc:
         return _fail(f"cannot write {remotes_path(root)} ({exc.strerror}); check the folder's "
@@ -149,9 +160,12 @@ def _add(root: str, args: argparse.Namespace) -> int:
     current = read_remotes(root)
     from .sources.remote import scrub_uri
 
+    from .servertrust import trust
+
     added = sid not in {scrub_uri(u) for u in current}
     if added:
         write_remotes(root, [*current, sid])
+    trust(sid)  # the user named it herself: recorded in her config, not only in the repo
     status = _daemon_sync(root, sid) if added or not args.json else None
     if args.json:
         sys.stdout.write(json.dumps({"root": root, "uri": sid, "added": added,
@@ -192,6 +206,34 @@ def _remove(root: str, args: argparse.Namespace) -> int:
     return 0
 
 
+def _trust(root: str, args: argparse.Namespace) -> int:
+    from .servertrust import origin, server_key, trust, trust_path, untrust
+
+    err, _sid = check_uri(args.uri)
+    if err:
+        return _fail(err)
+    server = origin(args.uri)
+    changed = trust(args.uri) if args.remote_action == "trust" else untrust(args.uri)
+    synced = _daemon_resync(server_key(args.uri) or "")
+    if args.json:
+        sys.stdout.write(json.dumps({"uri": server, "trusted": args.remote_action == "trust",
+                                     "changed": changed, "file": trust_path(),
+                                     "roots": synced}, indent=2) + "\n")
+        return 0
+    if args.remote_action == "trust":
+        print(f"{server} is {'now' if changed else 'already'} trusted: octostore may contact "
+              "it and send it your MLflow credentials")
+    else:
+        print(f"{server} is {'no longer' if changed else 'not'} trusted: octostore does not "
+              "contact it" + ("; its runs leave the index" if synced else ""))
+    for r in synced:
+        if r.get("warning"):
+            print(f"  {r['root']}: warning: {r['warning']}", file=sys.stderr)
+        elif args.remote_action == "trust":
+            print(f"  {r['root']}: {r.get('runs', 0)} runs read from {r['id']}")
+    return 0
+
+
 def _named_in(root: str) -> dict[str, list[str]]:
     """Server id -> the files that name it."""
     from .sources.discover import configured_remotes, configured_stores, read_dotenv
@@ -214,10 +256,13 @@ def _list(root: str, args: argparse.Namespace) -> int:
 
     named = _named_in(root)
     live = _daemon_sources(root)
+    from .servertrust import is_trusted, origin
+
     rows = []
     for ref in remote_stores(root, []):
         s = live.get(ref.id, {})
         rows.append({"uri": ref.id, "named_in": named.get(ref.id, []),
+                     "trusted": is_trusted(ref.id),
                      "state": s.get("state"), "runs": s.get("runs"),
                      "last_sync": s.get("last_sync"), "warning": s.get("warning")})
     if args.json:
@@ -230,8 +275,12 @@ def _list(root: str, args: argparse.Namespace) -> int:
         state = f"{r['state']}, {r['runs']} runs" if r["state"] else "not read yet"
         if r["last_sync"]:
             state += f", synced {max(0, time.time() - r['last_sync']):.0f} s ago"
+        if not r["trusted"]:
+            state = "not trusted, not contacted"
         print(f"{r['uri']}  ({state}; named in {', '.join(r['named_in']) or '?'})")
-        if r["warning"]:
+        if not r["trusted"]:
+            print(f"  trust it with `octostore remote trust {origin(r['uri'])}`")
+        elif r["warning"]:
             print(f"  warning: {r['warning']}")
     return 0
 
@@ -259,6 +308,29 @@ def _daemon_sync(root: str, sid: str) -> dict[str, Any] | None:
         if s["id"] == sid:
             return s
     return None
+
+
+def _daemon_resync(key: str) -> list[dict[str, Any]]:
+    """Make every root a running daemon has open that names the server ``key`` (see
+    :func:`octostored.servertrust.server_key`) sync now; each such source's status after."""
+    from .servertrust import server_key
+
+    out: list[dict[str, Any]] = []
+    try:
+        with Client(autostart=False, timeout=120) as c:
+            roots = c.call("octostore/status").get("roots", [])
+            for r in roots:
+                ids = [s["id"] for s in r.get("sources", [])
+                       if s.get("kind") == "remote" and server_key(s["id"]) == key]
+                if not ids:
+                    continue
+                c.call("octostore/sync", root=r["root"], timeout=120)
+                info = c.call("octostore/open", root=r["root"])
+                out += [{"root": r["root"], **s} for s in info.get("sources", [])
+                        if s["id"] in ids]
+    except (DaemonUnavailable, OctostoreClientError, OSError):
+        pass
+    return out
 
 
 LOCAL = {"remote": cmd_remote}

@@ -28,7 +28,7 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.entities import Metric, ViewType
 
-from octostored import cli_remote
+from octostored import cli_remote, servertrust
 from octostored.sources.discover import discover
 
 from .conftest import DaemonProc, git, make_repo, wait_for
@@ -73,7 +73,8 @@ class RemoteDaemon(DaemonProc):
     def env(self) -> dict[str, str]:
         env = super().env()
         env.update(OCTOSTORE_REMOTE_INTERVAL="1", OCTOSTORE_REMOTE_MAX_DELAY="2",
-                   OCTOSTORE_REMOTE_TIMEOUT="20")
+                   OCTOSTORE_REMOTE_TIMEOUT="20",
+                   XDG_CONFIG_HOME=os.environ["XDG_CONFIG_HOME"])  # the tests' CLI calls' own
         for k in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME",
                   "MLFLOW_TRACKING_PASSWORD"):
             env.pop(k, None)
@@ -86,10 +87,17 @@ def env() -> Iterator[Env]:
     shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
     base = Path(tempfile.mkdtemp(prefix="oct-rd-", dir="/tmp"))
     server = MlflowServer(tempfile.mkdtemp(prefix="octostore-remote-", dir=shm)).start()
+    # The user's config (trusted servers), shared by this process's CLI calls and the daemon.
+    old_config = os.environ.get("XDG_CONFIG_HOME")
+    os.environ["XDG_CONFIG_HOME"] = str(base / "config")
     e = Env(server, base)
     try:
         yield e
     finally:
+        if old_config is None:
+            os.environ.pop("XDG_CONFIG_HOME", None)
+        else:
+            os.environ["XDG_CONFIG_HOME"] = old_config
         e.daemon.stop()
         server.stop()
         shutil.rmtree(server.base, ignore_errors=True)
@@ -112,6 +120,7 @@ def ready(env: Env) -> Env:
     local.log_metric(rid, "rmse", 0.25)
     local.set_terminated(rid)
     env.local_run = rid
+    servertrust.trust(env.sid)  # the user trusts her team's server (`octostore remote trust`)
     env.daemon.start()
     env.call("octostore/sync")
     return env

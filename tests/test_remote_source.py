@@ -39,6 +39,7 @@ import pytest
 
 from mlflow.entities import Metric, ViewType
 
+from octostored import servertrust
 from octostored.query import search
 from octostored.sources import sqlitestore
 from octostored.sources.remote import (
@@ -145,6 +146,22 @@ class MlflowServer:
 
 
 @pytest.fixture(scope="module", autouse=True)
+def user_config() -> Iterator[str]:
+    """The user's config folder (where trusted servers are kept), private to this module."""
+    folder = tempfile.mkdtemp(prefix="octostore-config-")
+    old = os.environ.get("XDG_CONFIG_HOME")
+    os.environ["XDG_CONFIG_HOME"] = folder
+    try:
+        yield folder
+    finally:
+        if old is None:
+            os.environ.pop("XDG_CONFIG_HOME", None)
+        else:
+            os.environ["XDG_CONFIG_HOME"] = old
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module", autouse=True)
 def server() -> Iterator[MlflowServer]:
     """Started at the module's first test but not waited for: tests that need it call
     ``up()``, and the first tests of the module need none."""
@@ -180,6 +197,8 @@ def full_scan(server: MlflowServer, logged: Logged, tmp_path_factory) -> RemoteS
 
 
 async def _with_source(uri: str, cache: str, work: Any, **kw: Any) -> Any:
+    """``work(source)`` on a source for ``uri``, a server the user trusts."""
+    servertrust.trust(uri)
     src = RemoteSource(uri, "server", cache, **kw)
     try:
         return await work(src)

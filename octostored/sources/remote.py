@@ -14,6 +14,9 @@ Why it is shaped so:
   (:mod:`octostored.sources.remote_worker`) started on the first call, spoken to in
   line-delimited JSON.  A worker that dies is restarted on the next call, with a warning; a
   call that stays silent longer than ``timeout`` kills it (it may be wedged in a socket).
+* **Only servers the user trusts.**  A repo names servers; the user trusts them
+  (:mod:`octostored.servertrust`).  Until she does, a sync sends nothing and starts no
+  worker, so no credential leaves the daemon (:meth:`RemoteSource._untrusted_scan`).
 * **Never raises from sync.**  An unreachable, slow, failing or credential-rejecting server is
   a :class:`RemoteScan` with ``ok`` False and one warning saying which; the caller keeps the
   runs it has, and every local source keeps serving.
@@ -502,6 +505,11 @@ class RemoteSource:
     ``env`` adds variables for the worker (``MLFLOW_TRACKING_TOKEN`` and friends, for example
     from the root's ``.env``) on top of the daemon's own environment.  Nothing here says the
     credentials: answers carry :attr:`where`, the URI without them.
+
+    A server the user has not trusted (:mod:`octostored.servertrust`: her own config, never
+    the repo's) is never contacted: no worker starts for it, so neither the daemon's
+    ``MLFLOW_TRACKING_*`` variables nor the URI's user info reach it; each sync is a full scan
+    with no runs and one warning saying how to trust it (state ``untrusted``).
     """
 
     def __init__(self, uri: str, source_id: str, cache_dir: str, *,
@@ -541,6 +549,8 @@ class RemoteSource:
         self.syncs_by_mode: dict[str, int] = {"full": 0, "list": 0, "incremental": 0}
         """Successful syncs of this source object, by mode (a resumed cursor: no "full")."""
         self.syncing = False
+        self.untrusted = False
+        """The user has not trusted this server (see :mod:`octostored.servertrust`)."""
         # poll loop
         self._poll_task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
@@ -561,6 +571,9 @@ class RemoteSource:
                 self.syncing = False
 
     async def _sync(self, full: bool) -> RemoteScan:
+        if not self._trusted():
+            return await self._untrusted_scan()
+        self.untrusted = False
         t_wall = time.time()
         t0 = time.perf_counter()
         cur = self.cursor
@@ -687,6 +700,30 @@ class RemoteSource:
         scan = RemoteScan(exps, runs, sorted(removed), [], mode == "full", True, mode, cursor=new)
         return scan, new, removed
 
+    def _trusted(self) -> bool:
+        """Whether the user trusts this server (read from her config at every sync, so
+        ``octostore remote trust/untrust`` takes effect at the next one)."""
+        from ..servertrust import is_trusted
+
+        return is_trusted(self._uri)
+
+    async def _untrusted_scan(self) -> RemoteScan:
+        """What a server the user has not trusted gives: no request, no worker (so none of
+        her credentials), no runs (a full scan with none replaces what it had), and one
+        warning that says how to trust it."""
+        from ..servertrust import untrusted_warning
+
+        if self._worker is not None:  # trusted before, untrusted since
+            await self._drop_worker()
+        self.untrusted = True
+        self.cursor = None
+        self._history.clear()
+        self._history_points = 0
+        self._sync_seq += 1
+        self.last_ok = None
+        self.last_error = untrusted_warning(self.where)
+        return RemoteScan([], [], [], [self.last_error], True, True, "untrusted", "untrusted")
+
     def _failed(self, kind: str, message: str) -> RemoteScan:
         message = self.scrub(message)
         self.last_error = message
@@ -709,6 +746,10 @@ class RemoteSource:
             w = self._worker
             if w is not None and w.alive:
                 return w
+            if not self._trusted():  # never a worker (nor credentials) for such a server
+                from ..servertrust import untrusted_warning
+
+                raise RemoteError("untrusted", untrusted_warning(self.where))
             if w is not None:
                 code = w.proc.returncode if w.proc is not None else None
                 self._notes.append(f"the MLflow worker for {self.where} exited unexpectedly"
@@ -908,7 +949,9 @@ class RemoteSource:
     # -- status and shutdown ---------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         """For ``octostore status`` and the TUI: never holds credentials."""
-        if self.syncing:
+        if self.untrusted:
+            state = "untrusted"
+        elif self.syncing:
             state = "syncing"
         elif self.last_error:
             state = "error"
