@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from .paths import repo_top, socket_path
+from .paths import private_socket, repo_top, socket_path
 
 PROTOCOL_VERSION = 1
 """The protocol this client speaks (must equal the daemon's)."""
@@ -91,7 +91,7 @@ class Client:
 
     def __init__(self, path: str | None = None, *, autostart: bool = True, timeout: float = 60.0,
                  check_version: bool = True) -> None:
-        self.path = path or socket_path()
+        self.path = private_socket(os.path.abspath(path)) if path else socket_path()
         self.timeout = timeout
         self._ids = itertools.count(1)
         self._buf = b""
@@ -209,7 +209,7 @@ class AsyncClient:
     """An asyncio client; ``notifications`` is a queue of pushed messages."""
 
     def __init__(self, path: str | None = None, *, timeout: float = 60.0) -> None:
-        self.path = path or socket_path()
+        self.path = private_socket(os.path.abspath(path)) if path else socket_path()
         self.timeout = timeout
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Any]] = {}

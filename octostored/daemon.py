@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import fcntl
 import logging
+import logging.handlers
 import os
 import signal
 import stat
@@ -24,6 +25,56 @@ import time
 from . import __version__, paths
 
 log = logging.getLogger("octostored")
+
+
+LOG_MAX_BYTES = 5 << 20
+"""The daemon log rotates at this size (``OCTOSTORE_LOG_MAX_BYTES``), keeping LOG_BACKUPS."""
+LOG_BACKUPS = 3
+
+
+class PrivateLogHandler(logging.handlers.RotatingFileHandler):
+    """The daemon log: size-bounded (a looping client must not fill the disk), private (0600:
+    it names the user's repos and servers), and the process's stdout and stderr follow it
+    across rotations (a crash or a library's print lands in the current file, and rotates
+    away with it, instead of growing a renamed one forever)."""
+
+    def __init__(self, path: str, max_bytes: int, backups: int, *, own_std: bool) -> None:
+        self.own_std = own_std
+        super().__init__(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
+        for i in range(1, backups + 1):  # logs an older version left readable by others
+            try:
+                os.chmod(f"{path}.{i}", 0o600)
+            except OSError:
+                pass
+
+    def _open(self):  # type: ignore[no-untyped-def]
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC,
+                     0o600)
+        os.fchmod(fd, 0o600)
+        if self.own_std:
+            for std in (1, 2):
+                os.dup2(fd, std)
+        return os.fdopen(fd, "a", encoding=self.encoding, errors=self.errors)
+
+
+def setup_logging(level: str, log_file: str | None = None, *, own_std: bool = True) -> None:
+    """Log to stderr, or to ``log_file`` through :class:`PrivateLogHandler` (rotating at
+    ``OCTOSTORE_LOG_MAX_BYTES``, default 5 MB, keeping 3)."""
+    fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    if log_file:
+        try:
+            max_bytes = int(os.environ.get("OCTOSTORE_LOG_MAX_BYTES", "")) or LOG_MAX_BYTES
+        except ValueError:
+            max_bytes = LOG_MAX_BYTES
+        handler: logging.Handler = PrivateLogHandler(log_file, max(max_bytes, 4096),
+                                                     LOG_BACKUPS, own_std=own_std)
+        handler.setFormatter(logging.Formatter(fmt))
+        logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+        logging.captureWarnings(True)
+    else:
+        logging.basicConfig(level=level.upper(), format=fmt)
+    logging.getLogger("pygls").setLevel(logging.WARNING)  # pygls logs every body at INFO
+    logging.getLogger("pygls.protocol.json_rpc").addFilter(QuietClientErrors())
 
 
 class AlreadyRunning(RuntimeError):
@@ -74,7 +125,9 @@ def _acquire_lock(sock: str) -> int:
 async def serve(sock: str) -> None:
     from .rpc.server import Daemon
 
-    paths.ensure_private_dir(os.path.dirname(sock))
+    paths.ensure_socket_dir(sock)
+    cache = paths.cache_dir()
+    paths.ensure_cache_dir(cache)
     lock_fd = _acquire_lock(sock)
     try:
         st = os.lstat(sock)
@@ -86,7 +139,7 @@ async def serve(sock: str) -> None:
             raise NotASocket(f"{sock} exists and is not a socket; it is left alone. Remove it "
                              "or set OCTOSTORE_SOCKET to another path")
         os.unlink(sock)  # we hold the lock: whoever made this socket is dead
-    daemon = Daemon(paths.cache_dir())
+    daemon = Daemon(cache)
     old_umask = os.umask(0o177)
     try:
         server = await asyncio.start_unix_server(daemon.serve_connection, path=sock, limit=2**20)
@@ -144,12 +197,15 @@ def detach(sock: str, timeout: float = 15.0) -> int:
     """Start a daemon in its own session; return once it answers (exit code)."""
     from .client import Client, DaemonUnavailable
 
-    paths.ensure_private_dir(os.path.dirname(sock))
+    paths.ensure_socket_dir(sock)
     logfile = paths.log_path(sock)
-    os.makedirs(os.path.dirname(logfile), exist_ok=True)
-    with open(logfile, "ab") as out:
+    paths.ensure_log_dir(logfile)
+    fd = os.open(logfile, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-P", "-m", "octostored.daemon", "--socket", sock],
+            [sys.executable, "-P", "-m", "octostored.daemon", "--socket", sock,
+             "--log-file", logfile],
             stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
             close_fds=True, cwd="/", env=_child_env(),
         )
@@ -179,19 +235,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--socket", help="socket path (default: $OCTOSTORE_SOCKET or the per-user path)")
     ap.add_argument("--detach", action="store_true", help="start in the background and return")
     ap.add_argument("--log-level", default=os.environ.get("OCTOSTORE_LOG_LEVEL", "INFO"))
+    ap.add_argument("--log-file", help="log to this file (rotated, 0600) instead of stderr")
     ap.add_argument("--version", action="version", version=f"octostored {__version__}")
     args = ap.parse_args(argv)
-    sock = os.path.abspath(args.socket) if args.socket else paths.socket_path()
+    sock = paths.private_socket(os.path.abspath(args.socket)) if args.socket \
+        else paths.socket_path()
     if len(sock.encode()) > paths.MAX_SOCKET_PATH:
         print(f"octostored: the socket path {sock} is longer than {paths.MAX_SOCKET_PATH} bytes; "
               "set OCTOSTORE_SOCKET to a shorter path", file=sys.stderr)
         return 2
     if args.detach:
-        return detach(sock)
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("pygls").setLevel(logging.WARNING)  # pygls logs every body at INFO
-    logging.getLogger("pygls.protocol.json_rpc").addFilter(QuietClientErrors())
+        try:
+            return detach(sock)
+        except paths.UnsafeRuntimeDir as exc:
+            print(f"octostored: {exc}", file=sys.stderr)
+            return 2
+    try:
+        setup_logging(args.log_level, args.log_file)
+    except OSError as exc:
+        print(f"octostored: cannot write the log {args.log_file} ({exc.strerror}); check the "
+              "folder's permissions", file=sys.stderr)
+        return 2
     try:
         asyncio.run(serve(sock))
     except AlreadyRunning as exc:

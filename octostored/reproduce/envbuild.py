@@ -42,6 +42,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import paths
 from ..capture import envlock as capture_envlock
 from ..jobs import JobContext, JobError
 from . import proc
@@ -88,7 +89,7 @@ class EnvCache:
         return os.path.join(self.folder, key)
 
     async def _lock(self, key: str, ctx: JobContext | None) -> int:
-        os.makedirs(self.folder, exist_ok=True)
+        paths.private_folder(self.folder)  # built environments are the user's alone
         fd = os.open(os.path.join(self.folder, key + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
         said = False
         try:
@@ -184,6 +185,7 @@ class EnvCache:
         if res.code != 0:
             raise JobError("environment", f"cannot create a virtual environment with "
                            f"{interp.path}", "see the log above", log_tail=res.lines[-30:])
+        os.chmod(folder, 0o700)
         python = _bin(folder)
         reqs_path = os.path.join(folder, REQUIREMENTS)
         with open(reqs_path, "w", encoding="utf-8") as f:

@@ -1,10 +1,11 @@
 """The run's code, checked out beside the user's: a ``git worktree`` in octostore's cache.
 
 ``git worktree add --detach <cache>/reproduce/worktrees/<job> <commit>``
-gives the run's commit a work tree of its own: the user's work tree, index
-and branches are never touched (git only records the extra work tree under
-``.git/worktrees/``, and :func:`remove` takes that record away again).  The
-run's patch (its uncommitted changes) is applied there with ``git apply``.
+gives the run's commit a work tree of its own (private: 0700, like the folders
+above it): the user's work tree, index and branches are never touched (git only
+records the extra work tree under ``.git/worktrees/``, and :func:`remove` takes
+that record away again).  The run's patch (its uncommitted changes) is applied
+there with ``git apply``.
 
 Git runs as plain subprocesses (no GitPython in the daemon: EXEMPLARS.md
 section 4) with ``LC_ALL=C`` and without inherited ``GIT_DIR``-style
@@ -17,6 +18,7 @@ import hashlib
 import os
 import shutil
 
+from .. import paths
 from ..jobs import JobContext, JobError
 from . import proc
 
@@ -65,7 +67,7 @@ async def add(repo: str, path: str, commit: str, ctx: JobContext | None = None) 
     Raises:
         JobError: git refused (phase ``checkout``).
     """
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    paths.private_folder(os.path.dirname(path), levels=2)  # worktrees/ and reproduce/
     if ctx is not None:
         ctx.record(worktree=path, repo=repo)
     res = await proc.run(["git", "-C", repo, "worktree", "add", "--detach", "--force", path,
@@ -75,6 +77,7 @@ async def add(repo: str, path: str, commit: str, ctx: JobContext | None = None) 
         raise JobError("checkout", f"git worktree add failed: {why}",
                        "check that the repository is healthy (`git worktree prune`), then "
                        "try again", log_tail=res.lines[-20:])
+    os.chmod(path, 0o700)  # a private checkout (git made it with the umask's mode)
 
 
 async def apply_patch(path: str, patch: str, ctx: JobContext | None = None) -> None:
