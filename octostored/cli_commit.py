@@ -29,7 +29,10 @@ import subprocess
 import sys
 from typing import Any
 
-from .client import Client, default_root
+from .client import Client, RequestError, default_root
+
+HOOK_REFUSED = 1022
+"""``protocol.HOOK_REFUSED`` (not imported: the CLI stays light)."""
 
 
 def _fail(msg: str) -> int:
@@ -56,6 +59,8 @@ def add_parsers(sub: Any) -> None:
                         "or [tool.octostore.commit] max_artifact_mb)")
     p.add_argument("--gitignore-db", action="store_true",
                    help="add the repo's MLflow database to .gitignore without asking")
+    p.add_argument("--no-verify", action="store_true",
+                   help="skip the repo's pre-commit and commit-msg hooks")
     p.add_argument("--root", help="the repo (default: the git work tree of the current folder)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
@@ -77,6 +82,8 @@ def cmd_commit(c: Client, args: argparse.Namespace) -> int:
         return _fail(f"{args.root} is not a folder; pass --root with the path of your repo")
     params: dict[str, Any] = {"root": root, "dry_run": args.dry_run, "push": args.push,
                               "gitignore_db": args.gitignore_db}
+    if args.no_verify:
+        params["no_verify"] = True
     if args.run_ids:
         params["run_ids"] = args.run_ids
     if args.experiment:
@@ -87,7 +94,18 @@ def cmd_commit(c: Client, args: argparse.Namespace) -> int:
         if args.max_artifact_mb < 0:
             return _fail("--max-artifact-mb must be 0 or more")
         params["max_artifact_mb"] = args.max_artifact_mb
-    res = c.call("octostore/commit", params, timeout=3600)
+    try:
+        res = c.call("octostore/commit", params, timeout=3600)
+    except RequestError as exc:
+        if exc.code != HOOK_REFUSED or not isinstance(exc.data, dict):
+            raise
+        from .inert import inert, inert_text
+
+        output = str(exc.data.get("output") or "").rstrip()
+        if output:
+            sys.stderr.write(inert_text(output) + "\n")
+        print(f"octostore: {inert(exc.message)}", file=sys.stderr)
+        return 1
     if args.json:
         sys.stdout.write(json.dumps(res, indent=2) + "\n")
         return 0 if res.get("pushed") is not False else 2
@@ -100,11 +118,13 @@ def cmd_commit(c: Client, args: argparse.Namespace) -> int:
 
 
 def _print_result(res: dict[str, Any]) -> None:
+    from .inert import inert
+
     if res.get("recovered"):
-        print(res["recovered"])
+        print(inert(res["recovered"]))
     runs = res["runs"]
-    for w in res["warnings"]:
-        print(f"warning: {w}", file=sys.stderr)
+    for w in res["warnings"]:  # they name paths and runs from the repo
+        print(f"warning: {inert(w)}", file=sys.stderr)
     if res["nothing_to_commit"]:
         n = res["already_committed"]
         if not runs:
@@ -128,21 +148,37 @@ def _print_result(res: dict[str, Any]) -> None:
         "; " + "; ".join(extras) if extras else "")
     if res["dry_run"]:
         print(f"would commit {len(runs)} run(s) on {res['branch'] or 'a detached HEAD'}:")
-        print(f"  {subject}")
+        print(f"  {inert(subject)}")
         print(f"  {detail}")
         for r in runs:
-            print(f"  {r['run_id'][:8]}  {r['run_name'] or '-':24}  {r['experiment']}")
+            print(f"  {inert(r['run_id'][:8])}  {inert(r['run_name'] or '-'):24}  "
+                  f"{inert(r['experiment'])}")
         for s in res["skipped"]:
-            print(f"  skipped {s['run_id'][:8]}: {s['reason']}")
+            print(f"  skipped {inert(s['run_id'][:8])}: {inert(s['reason'])}")
+        _print_origins(res.get("origins") or [])
         return
     print(f"committed {len(runs)} run(s) as {res['commit'][:10]} on "
           f"{res['branch'] or 'a detached HEAD'}")
-    print(f"  {subject}")
+    print(f"  {inert(subject)}")
     print(f"  {detail}")
     if res.get("lfs_setup"):
         print("  set up Git LFS in this repo (git lfs install --local)")
     if res.get("pushed"):
         print("  pushed")
+
+
+def _print_origins(origins: list[dict[str, Any]]) -> None:
+    """What comes from where: refused places outside the repo first, then each source."""
+    from .inert import inert
+
+    if not origins:
+        return
+    print("  from where:")
+    for o in origins:  # the daemon sends the refused ones first
+        if o.get("refused"):
+            print(f"    REFUSED (outside the repo) {inert(o['source'])} -> not committed")
+        else:
+            print(f"    {inert(o['source'])} -> {inert(o['dest'])}")
 
 
 def _offer_gitignore(res: dict[str, Any]) -> None:

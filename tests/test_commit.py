@@ -369,7 +369,9 @@ def test_kill_9_at_every_phase_leaves_before_or_after(nolfs: None, octo: Any,
         before = repo_state(repo)
         paused = repo / ".git" / "octostore" / "paused"
         proc = subprocess.Popen([sys.executable, "-c", COMMIT_IN_A_PROCESS, str(repo)],
-                                env=dict(os.environ, OCTOSTORE_COMMIT_PAUSE=phase),
+                                # the same user's state as the survivor: its journal key
+                                env=dict(os.environ, OCTOSTORE_COMMIT_PAUSE=phase,
+                                         XDG_STATE_HOME=survivor.env()["XDG_STATE_HOME"]),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         wait_for(lambda p=proc: paused.exists() or p.poll() is not None,  # noqa: B023
                  timeout=60, what=f"the commit to reach {phase}")

@@ -10,7 +10,7 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.entities import ViewType
 
-from .conftest import DaemonProc, make_repo, wait_for
+from .conftest import DaemonProc, git, make_repo, wait_for
 
 FILTERS = [
     None,
@@ -122,6 +122,8 @@ def test_run_in_two_stores_is_one_run(daemon: DaemonProc, sqlite_repo: tuple[Pat
         f"run_id: {rid}\nexperiment_id: '{exp}'\nstatus: 3\nlifecycle_stage: active\n"
         f"start_time: {run.info.start_time}\nrun_name: {run.info.run_name}\n")
     (exp_dir / rid / "params" / "alpha").write_text(run.data.params["alpha"])
+    git(repo, "add", ".octostore")  # committed means in HEAD's tree (issue 16, item 6)
+    git(repo, "commit", "-qm", "runs")
     with daemon.client() as c:
         c.call("octostore/sync", root=str(repo))
         runs = c.call("octostore/runs", root=str(repo), view="all")["runs"]

@@ -2,6 +2,13 @@
 file-store export (:mod:`.export`), choosing them and wording the message (:mod:`.plan`),
 and ``octostore init`` (:mod:`.scaffold`).
 
+A repo is untrusted input, so a commit copies nothing from outside the work tree
+(:mod:`.sourcepaths`), replays only journals this user's octostore signed
+(:mod:`.journalkey`), keeps the user's own files in a run folder it exports again
+(:mod:`.userfiles`), runs the repo's pre-commit and commit-msg hooks on exactly what
+it commits (:mod:`.hooks`), and counts a run as committed only when it is in HEAD's
+tree (:func:`.git.head_run_ids`).
+
 Where committed runs live, and why: ``.octostore/runs/``, in MLflow's file-store
 layout, for runs from *either* backend (a file store the user logs to is exported
 too, never committed in place):

@@ -27,6 +27,13 @@ in the work tree and staged, the branch not yet moved) loses nothing: a plain
 ``git commit`` by the user would commit them too.  History is never
 rewritten: the branch only moves forward to a child of its old tip.
 
+The repo's pre-commit and commit-msg hooks run on the temporary index just
+before ``commit-tree`` (:mod:`.hooks`; ``no_verify`` skips them); a journal is
+signed with the user's key and only such journals are replayed
+(:mod:`.journalkey`); a run exported again keeps the user's files in its folder
+and refuses to overwrite one she edited (:mod:`.userfiles`); no folder the runs
+land in may be a link out of the repo (:func:`.sourcepaths.check_destinations`).
+
 A second commit with nothing new finds every file identical to HEAD's and
 commits nothing.  What goes in besides the runs is :mod:`.contents`; the
 journal, the roll-forward and the test hook that stops a commit at a phase are
@@ -47,8 +54,20 @@ from typing import Any
 from . import git
 from .contents import gitignore, plan_files
 from .export import COMMITTED_STORE, MODE_LINK, FileOut, RunExport, RunSource
-from .journal import STATE, build_commit, checkpoint, clear, finish, recover, write_journal
+from .journal import (
+    STATE,
+    build_commit,
+    checkpoint,
+    clear,
+    finish,
+    journal_status,
+    recover,
+    write_journal,
+)
+from .hooks import run_hooks as _run_hooks
 from .plan import message as build_message
+from .sourcepaths import UnsafeDestination, check_destinations, copy_regular
+from .userfiles import user_files as _user_files
 
 Progress = Callable[[str, str], None]
 
@@ -66,10 +85,21 @@ class CommitRequest:
     gitignore_db: bool = False
     sqlite_stores: list[str] = field(default_factory=list)
     """Absolute paths of the root's SQLite stores (checked against ``.gitignore``)."""
+    no_verify: bool = False
+    """Skip the repo's pre-commit and commit-msg hooks."""
+    trusted_dirs: list[str] = field(default_factory=list)
+    """Folders outside the repo octostore made for this commit (server runs' downloads)."""
 
 
 class Busy(git.GitError):
     pass
+
+
+__all__ = ["Busy", "CommitRequest", "UnsafeDestination", "UserEdits", "commit"]
+
+
+class UserEdits(git.GitError):
+    """The user changed a file in a committed run folder that the commit would overwrite."""
 
 
 # -- entry point ------------------------------------------------------------------------------
@@ -90,13 +120,13 @@ def commit(req: CommitRequest, progress: Progress | None = None) -> dict[str, An
     with _commit_lock(state):
         result = _empty_result(top, req)
         if req.dry_run:
-            if os.path.exists(os.path.join(state, "journal.json")):
-                result["warnings"].append("an interrupted commit is pending; the next "
-                                          "`octostore commit` finishes it first")
+            pending = journal_status(info)
+            if pending:
+                result["warnings"].append(pending)
         else:
             git.check_idle(info)  # never finish an old commit in the middle of a merge
             say("recover", "checking for an interrupted commit")
-            result["recovered"] = recover(info)
+            result["recovered"] = recover(info, result["warnings"])
         git.check_idle(info)
         old, branch = git.head(top)
         result["branch"] = branch[len("refs/heads/"):] if branch and branch.startswith(
@@ -109,6 +139,10 @@ def commit(req: CommitRequest, progress: Progress | None = None) -> dict[str, An
             files, exports = plan_files(top, req, lfs, result,
                                         None if req.dry_run else staging)
             gitignore(top, req, result)
+            # Only the folders a run lands in (a few per commit), never one per file.
+            run_folders = {e.folder for e in exports}
+            check_destinations(top, [e.folder + "/x" for e in exports] + [
+                f.rel for f in files if not f.in_place and _run_folder(f.rel) not in run_folders])
             msg = build_message([s.run for s in req.sources],
                                 [e.exp_name for e in exports], req.message)
             result["message"] = msg
@@ -119,7 +153,7 @@ def commit(req: CommitRequest, progress: Progress | None = None) -> dict[str, An
                 return result
             checkpoint(state, "exported")
             outcome = _commit_files(info, state, staging, files, exports, old, branch, msg,
-                                    lfs, say, result)
+                                    lfs, say, result, req.no_verify)
         finally:
             if os.path.isdir(staging) and not os.path.exists(os.path.join(state, "journal.json")):
                 shutil.rmtree(staging, ignore_errors=True)
@@ -142,13 +176,15 @@ def _empty_result(top: str, req: CommitRequest) -> dict[str, Any]:
         "bytes": 0, "artifacts": {"lfs": [], "left_out": []}, "locks": [], "patches": [],
         "env_files": [], "lfs_setup": False, "gitignore": {"suggest": [], "added": []},
         "pushed": None, "recovered": None, "warnings": [], "logs": [],
+        "origins": [], "refused": [], "kept": [],
     }
 
 
 # -- committing ----------------------------------------------------------------------------
 def _commit_files(info: git.RepoInfo, state: str, staging: str, files: list[FileOut],
                   exports: list[RunExport], old: str | None, branch: str | None, msg: str,
-                  lfs: bool, say: Progress, result: dict[str, Any]) -> str | None:
+                  lfs: bool, say: Progress, result: dict[str, Any],
+                  no_verify: bool = False) -> str | None:
     top = info.top
     say("stage", f"writing {len(files)} files")
     os.makedirs(staging, exist_ok=True)
@@ -165,20 +201,25 @@ def _commit_files(info: git.RepoInfo, state: str, staging: str, files: list[File
     for f in files:
         if head_entries.get(f.rel) != (f.mode, shas[f.rel]):
             lines.append(f"{f.mode} {shas[f.rel]}\t{f.rel}")
+    # A run exported again: the user's files in its folder stay (and stay in the tree),
+    # a file she edited refuses the commit; only octostore's own stale markers go.
+    kept, remove = _user_files(top, files, exports, head_entries, shas, result)
     by_folder: dict[str, list[str]] = {}
     for path in head_entries:
         by_folder.setdefault(_run_folder(path), []).append(path)
-    for ex in exports:  # a run exported again: drop its files that are gone
+    for ex in exports:
         for path in by_folder.get(ex.folder, []):
-            if path not in new_paths:
+            if path not in new_paths and path not in kept:
                 lines.append(f"0 {git.ZERO_OID}\t{path}")
     if not lines:
         return None
-    new = build_commit(top, staging, old, lines, msg)
+    hooks = None if no_verify else (lambda index, message: _run_hooks(top, index, message,
+                                                                      result))
+    new = build_commit(top, staging, old, lines, msg, hooks)
     checkpoint(state, "prepared")
     units = _units(top, staging, files, exports)
     journal = {"old": old, "new": new, "ref": branch or "HEAD", "staging": staging,
-               "lines": lines, "units": units, "message": msg,
+               "lines": lines, "units": units, "message": msg, "remove": remove,
                "runs": [ex.run_id for ex in exports]}
     write_journal(state, journal)
     checkpoint(state, "journaled")
@@ -204,7 +245,7 @@ def _write_staging(staging: str, files: list[FileOut]) -> None:
                 out.write(f.data)
         else:
             assert f.src is not None
-            shutil.copyfile(f.src, dest)
+            copy_regular(f.src, dest)  # never a link, a FIFO or a device
             if f.mode == "100755":
                 os.chmod(dest, 0o755)
 

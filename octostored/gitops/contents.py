@@ -18,6 +18,12 @@ commit (:class:`~octostored.gitops.export.FileOut`), nothing written yet:
 * ``.octostore/.gitattributes``, one Git LFS line per large artifact: a file
   of octostore's own, so the user's ``.gitattributes`` is never edited.
 
+Everything is copied from inside the repo's work tree only (:class:`.sourcepaths.Guard`):
+a run whose store is outside is skipped, an artifact folder, a store sub-folder, a lock,
+a patch, an environment file or a log that resolves outside is left out, each with a
+warning that names it, and a dry run's ``origins`` lists what comes from where (the
+refused places first).
+
 :func:`gitignore` checks the SQLite stores against ``.gitignore`` (they are
 never committed) and, when asked, adds them.
 """
@@ -38,6 +44,7 @@ from .export import (
     export_run,
     safe_segment,
 )
+from .sourcepaths import Guard
 
 if TYPE_CHECKING:
     from .commit import CommitRequest
@@ -55,6 +62,7 @@ def plan_files(top: str, req: CommitRequest, lfs: bool, result: dict[str, Any],
     None (a dry run) measures them without writing anything."""
     from ..sources.sqlitestore import SqliteStoreError
 
+    guard = Guard(top, req.trusted_dirs)
     folders = ExperimentFolders(os.path.join(top, COMMITTED_STORE))
     exports: list[RunExport] = []
     kept = []
@@ -63,8 +71,12 @@ def plan_files(top: str, req: CommitRequest, lfs: bool, result: dict[str, Any],
         if not safe_segment(rid):
             req.skipped.append({"run_id": rid, "reason": "its id is not a plain folder name"})
             continue
+        if src.kind != "remote" and src.run.location and not guard.allowed(src.run.location):
+            result["warnings"].append(guard.refuse(src.run.location, "its store", rid))
+            req.skipped.append({"run_id": rid, "reason": "its store is outside the repo"})
+            continue
         try:
-            ex = export_run(src, folders, req.max_artifact_bytes, lfs)
+            ex = export_run(src, folders, req.max_artifact_bytes, lfs, guard)
         except (OSError, SqliteStoreError) as exc:
             req.skipped.append({"run_id": rid, "reason": f"its store could not be read ({exc})"})
             continue
@@ -75,6 +87,7 @@ def plan_files(top: str, req: CommitRequest, lfs: bool, result: dict[str, Any],
             "experiment": ex.exp_name, "folder": ex.folder, "status": src.run.status,
             "source": src.run.source})
         result["warnings"].extend(ex.warnings)
+        result["origins"].extend({"source": a, "dest": b, "run_id": rid} for a, b in ex.origins)
         result["artifacts"]["lfs"].extend({"run_id": ex.run_id, **e} for e in ex.lfs)
         result["artifacts"]["left_out"].extend({"run_id": ex.run_id, **e} for e in ex.left_out)
     req.sources = kept
@@ -85,16 +98,24 @@ def plan_files(top: str, req: CommitRequest, lfs: bool, result: dict[str, Any],
     for ex in exports:
         for f in ex.files:
             files[f.rel] = f
-    for f in _referenced(top, req, result):
+    for f in _referenced(top, req, result, guard):
         files[f.rel] = f
-    for f in _env_files(top, result):
+    for f in _env_files(top, result, guard):
         files.setdefault(f.rel, f)
-    for f in _console_logs(top, req, lfs, result, staging):
+    for f in _console_logs(top, req, lfs, result, staging, guard):
         files[f.rel] = f
     lfs_paths = [f.rel for f in files.values() if f.lfs]
     if lfs_paths:
-        files[GITATTRIBUTES] = _gitattributes(top, lfs_paths)
+        files[GITATTRIBUTES] = _gitattributes(top, lfs_paths, guard)
     out = sorted(files.values(), key=lambda f: f.rel)
+    result["refused"] = guard.refused
+    # Outside (refused) places first, then what each run's files come from (a dry run's
+    # listing: a real commit's reply stays small).
+    result["origins"] = [{"source": r["path"], "dest": None, "run_id": r["run_id"],
+                          "refused": True, "what": r["what"]} for r in guard.refused] + [
+        {**o, "refused": False} for o in result["origins"]] + [
+        {"source": f.src, "dest": f.rel, "run_id": None, "refused": False}
+        for f in out if f.in_place and f.src] if req.dry_run else []
     result["files"] = len(out)
     result["bytes"] = sum(f.size for f in out)
     return out, exports
@@ -104,7 +125,8 @@ def _valid_digest(value: str | None) -> bool:
     return bool(value) and len(value) == 64 and set(value) <= HEX  # type: ignore[arg-type]
 
 
-def _referenced(top: str, req: CommitRequest, result: dict[str, Any]) -> list[FileOut]:
+def _referenced(top: str, req: CommitRequest, result: dict[str, Any],
+                guard: Guard) -> list[FileOut]:
     """The environment locks and patches the runs' capture tags name."""
     from ..capture import envlock
 
@@ -126,6 +148,14 @@ def _referenced(top: str, req: CommitRequest, result: dict[str, Any]) -> list[Fi
                 continue
             seen.add(rel)
             full = os.path.join(top, rel)
+            if os.path.lexists(full) and not guard.regular_inside(full):
+                if not guard.allowed(full):
+                    result["warnings"].append(guard.refuse(full, f"its {folder[:-1]} file",
+                                                           src.run.run_id))
+                else:
+                    result["warnings"].append(f"run {src.run.run_id}: {rel} is not a regular "
+                                              "file; not committed")
+                continue
             if os.path.isfile(full):
                 out.append(FileOut(rel, src=full, size=os.path.getsize(full), in_place=True))
                 result[key].append(digest)
@@ -142,7 +172,7 @@ def _referenced(top: str, req: CommitRequest, result: dict[str, Any]) -> list[Fi
 
 
 def _console_logs(top: str, req: CommitRequest, lfs: bool, result: dict[str, Any],
-                  staging: str | None) -> list[FileOut]:
+                  staging: str | None, guard: Guard) -> list[FileOut]:
     """The console logs of the runs (each once, however many runs share it)."""
     from ..console.logformat import TAG, index_path
     from ..index.logs import log_is_live, tag_file
@@ -170,8 +200,12 @@ def _console_logs(top: str, req: CommitRequest, lfs: bool, result: dict[str, Any
         except OSError:
             continue
         entry: dict[str, Any] = {"path": rel, "size": size, "runs": run_ids, "live": False}
+        if not guard.regular_inside(full):
+            result["warnings"].append(f"console log {rel} is not a regular file inside the "
+                                      "repo; not committed")
+            continue
         idx = index_path(full)
-        if os.path.isfile(idx):
+        if guard.regular_inside(idx):
             out.append(FileOut(os.path.relpath(idx, top_real).replace(os.sep, "/"), src=idx,
                                size=os.path.getsize(idx), in_place=True))
         if not full.endswith(".gz") and log_is_live(full):
@@ -204,7 +238,7 @@ def _console_logs(top: str, req: CommitRequest, lfs: bool, result: dict[str, Any
         result["logs"].append(entry)
     if out:
         here = os.path.join(top, LOGS_GITIGNORE)
-        if os.path.isfile(here) and not os.path.islink(here):
+        if guard.regular_inside(here):
             out.append(FileOut(LOGS_GITIGNORE, src=here, size=os.path.getsize(here),
                                in_place=True))
         else:
@@ -247,7 +281,7 @@ def _gzip(src: str, dest: str | None) -> int:
     return sink.n if dest is None else os.path.getsize(dest)
 
 
-def _env_files(top: str, result: dict[str, Any]) -> list[FileOut]:
+def _env_files(top: str, result: dict[str, Any], guard: Guard) -> list[FileOut]:
     """The repo's environment files that git does not track yet (tracked ones are committed)."""
     from ..envfiles import find_env_files
 
@@ -266,6 +300,11 @@ def _env_files(top: str, result: dict[str, Any]) -> list[FileOut]:
     out = []
     for rel in untracked:
         full = os.path.join(top, rel)
+        if os.path.lexists(full) and not guard.regular_inside(full):
+            result["warnings"].append(guard.refuse(full, "environment file") if not
+                                      guard.allowed(full) else
+                                      f"{rel} is not a regular file; not committed")
+            continue
         if os.path.isfile(full):
             out.append(FileOut(rel, src=full, size=os.path.getsize(full), in_place=True))
             result["env_files"].append(rel)
@@ -284,10 +323,12 @@ def _attr_pattern(path: str) -> str:
     return "".join(out)
 
 
-def _gitattributes(top: str, lfs_paths: list[str]) -> FileOut:
+def _gitattributes(top: str, lfs_paths: list[str], guard: Guard) -> FileOut:
     """``.octostore/.gitattributes`` with one LFS line per large artifact (octostore's own file)."""
     path = os.path.join(top, GITATTRIBUTES)
     try:
+        if not guard.regular_inside(path):
+            raise OSError("not a regular file inside the repo")
         with open(path, encoding="utf-8") as f:
             current = f.read()
     except OSError:

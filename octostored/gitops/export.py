@@ -121,6 +121,10 @@ class RunExport:
     lfs: list[dict[str, Any]] = field(default_factory=list)
     left_out: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    guard: Any = None
+    """A :class:`.sourcepaths.Guard`: folders outside the repo are refused (None: no check)."""
+    origins: list[tuple[str, str]] = field(default_factory=list)
+    """(where on this machine, repo-relative destination) of what the export copies."""
 
 
 class ExperimentFolders:
@@ -224,8 +228,15 @@ def sha256_file(path: str) -> str:
     return h.hexdigest()
 
 
-def _walk_files(base: str) -> list[tuple[str, str]]:
-    """(relative posix path, absolute path) of regular files under ``base``; symlinks skipped."""
+def _walk_files(base: str, ex: RunExport | None = None,
+                what: str = "folder") -> list[tuple[str, str]]:
+    """(relative posix path, absolute path) of regular files under ``base``; symlinks skipped.
+    With ``ex.guard``: a ``base`` that resolves outside the repo gives nothing and a
+    warning that names it."""
+    if ex is not None and ex.guard is not None and os.path.lexists(base) and (
+            not ex.guard.allowed(base)):
+        ex.warnings.append(ex.guard.refuse(base, what, ex.run_id))
+        return []
     out = []
     for dirpath, dirnames, filenames in os.walk(base):
         dirnames[:] = sorted(d for d in dirnames if not os.path.islink(os.path.join(dirpath, d)))
@@ -250,7 +261,7 @@ def _metric_lines(points: list[tuple[int, float, int]]) -> bytes:
 
 
 def export_run(src: RunSource, folders: ExperimentFolders, max_artifact_bytes: int,
-               lfs: bool) -> RunExport:
+               lfs: bool, guard: Any = None) -> RunExport:
     """Plan the files of one run (nothing is written).
 
     Raises:
@@ -261,7 +272,8 @@ def export_run(src: RunSource, folders: ExperimentFolders, max_artifact_bytes: i
     exp_name = src.experiment.name if src.experiment else run.experiment_id
     exp_id = folders.folder(run.experiment_id, exp_name, src.experiment)
     folder = f"{COMMITTED_STORE}/{exp_id}/{run.run_id}"
-    ex = RunExport(run.run_id, exp_id, exp_name, folder)
+    ex = RunExport(run.run_id, exp_id, exp_name, folder, guard=guard)
+    ex.origins.append((run.location or run.source, folder))
     ex.files.append(FileOut(f"{folder}/meta.yaml", run_meta(run, exp_id, folder)))
     if src.kind == "file" and os.path.isdir(run.location):
         _copy_file_store_data(run, folder, exp_id, ex)
@@ -325,21 +337,22 @@ def _copy_file_store_data(run: Run, folder: str, exp_id: str, ex: RunExport) -> 
     from ..sources.metayaml import read_meta_file
 
     for sub in ("params", "metrics", "tags"):
-        for rel, full in _walk_files(os.path.join(run.location, sub)):
+        for rel, full in _walk_files(os.path.join(run.location, sub), ex, f"its {sub} folder"):
             if not safe_key(rel):
                 continue
             ex.files.append(FileOut(f"{folder}/{sub}/{rel}", src=full,
                                     size=os.path.getsize(full)))
     inputs = os.path.join(run.location, "inputs")
     datasets = os.path.join(os.path.dirname(run.location), "datasets")
-    for rel, full in _walk_files(inputs):
+    for rel, full in _walk_files(inputs, ex, "its inputs folder"):
         meta, _ = read_meta_file(full) if rel.endswith("/meta.yaml") else (None, None)
         if meta is not None and meta.get("source_type") != "DATASET":
             continue  # model inputs point at logged models, which are not committed
         ex.files.append(FileOut(f"{folder}/inputs/{rel}", src=full, size=os.path.getsize(full)))
         ds_id = str(meta.get("source_id", "")) if meta else ""
         if ds_id and safe_segment(ds_id):
-            for drel, dfull in _walk_files(os.path.join(datasets, ds_id)):
+            for drel, dfull in _walk_files(os.path.join(datasets, ds_id), ex,
+                                           "its dataset folder"):
                 ex.files.append(FileOut(f"{COMMITTED_STORE}/{exp_id}/datasets/{ds_id}/{drel}",
                                         src=dfull, size=os.path.getsize(dfull)))
 
@@ -358,7 +371,12 @@ def _artifacts(run: Run, folder: str, limit: int, lfs: bool, ex: RunExport,
                                "machine; committed without them")
         return
     manifest: list[dict[str, Any]] = []
-    for rel, full in _walk_files(base):
+    if ex.guard is not None and downloaded is None and not ex.guard.allowed(base):
+        ex.warnings.append(ex.guard.refuse(run.artifact_uri or base, "its artifact folder",
+                                           run.run_id))
+        return
+    ex.origins.append((base, f"{folder}/artifacts"))
+    for rel, full in _walk_files(base, ex, "its artifact folder"):
         try:
             size = os.path.getsize(full)
         except OSError:

@@ -167,3 +167,113 @@ def lfs_available(repo: str) -> bool:
         if not exec_path or not os.path.exists(os.path.join(exec_path, "git-lfs")):
             return False
     return run(repo, "lfs", "version", check=False, timeout=30).returncode == 0
+
+
+COMMITTED_RUNS = ".octostore/runs"
+_head_cache: dict[str, tuple[Any, str, frozenset[str]]] = {}
+"""path + store -> (stamp of HEAD and its ref, the store's tree id in HEAD, run ids)."""
+
+
+def head_run_ids(path: str, store: str = COMMITTED_RUNS) -> frozenset[str] | None:
+    """Ids of the runs committed in HEAD's tree under ``store`` (relative to ``path``): a run
+    is committed when its ``<exp>/<run>/meta.yaml`` is in HEAD, whatever the work tree holds.
+
+    Cheap enough for every rescan: nothing but a few ``stat`` calls while HEAD and the
+    branch it names are unchanged, else one ``rev-parse``, and one ``ls-tree -r`` only when
+    the store's tree in HEAD changed.  None when ``path`` is not in a git work tree.
+    """
+    dotgit = _find_dotgit(path)
+    if dotgit is None:
+        return None
+    key = os.path.realpath(path) + "\0" + store
+    stamp = _head_stamp(dotgit)
+    hit = _head_cache.get(key)
+    if hit is not None and stamp is not None and hit[0] == stamp:
+        return hit[2]
+    proc = run(path, "rev-parse", "-q", "--verify", f"HEAD:./{store}", check=False, timeout=60)
+    oid = proc.stdout.decode().strip() if proc.returncode == 0 else ""
+    if not oid:
+        inside = run(path, "rev-parse", "--is-inside-work-tree", check=False, timeout=60)
+        if inside.returncode != 0 or inside.stdout.strip() != b"true":
+            return None
+        got: frozenset[str] = frozenset()  # an unborn HEAD, or no committed runs in it
+    elif hit is not None and hit[1] == oid:
+        got = hit[2]
+    else:
+        lst = run(path, "ls-tree", "-r", "-z", "--full-tree", "--name-only", oid, check=False,
+                  timeout=120)
+        ids = set()
+        for rel in lst.stdout.decode("utf-8", "replace").split("\0"):
+            parts = rel.split("/")
+            if len(parts) == 3 and parts[2] == "meta.yaml":
+                ids.add(parts[1])
+        got = frozenset(ids)
+    _head_cache[key] = (stamp, oid, got)
+    return got
+
+
+def _find_dotgit(path: str) -> str | None:
+    cur = os.path.abspath(path)
+    while True:
+        dotgit = os.path.join(cur, ".git")
+        if os.path.lexists(dotgit):
+            return dotgit
+        parent = os.path.dirname(cur)
+        if parent == cur:
+            return None
+        cur = parent
+
+
+def _head_stamp(dotgit: str) -> Any:
+    """Stat stamps of HEAD, the ref it names and ``packed-refs``; None when they cannot
+    stand for HEAD's commit (a linked worktree's ``.git`` file: ask git every time)."""
+    if not os.path.isdir(dotgit):
+        return None
+
+    def st(p: str) -> tuple[int, int, int] | None:
+        try:
+            s = os.stat(p)
+        except OSError:
+            return None
+        return (s.st_mtime_ns, s.st_size, s.st_ino)
+
+    try:
+        with open(os.path.join(dotgit, "HEAD"), "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return None
+    ref = head[5:].strip().decode("utf-8", "replace") if head.startswith(b"ref: ") else ""
+    if ".." in ref or ref.startswith("/"):
+        return None
+    return (head, st(os.path.join(dotgit, ref)) if ref else None,
+            st(os.path.join(dotgit, "packed-refs")))
+
+
+class HookFailed(GitError):
+    """A hook of the repo refused the commit; ``output`` is what it printed."""
+
+    def __init__(self, message: str, remedy: str, hook: str, output: str) -> None:
+        super().__init__(message, remedy)
+        self.hook = hook
+        self.output = output
+
+
+def run_hook(top: str, hook: str, index: str, *args: str) -> None:
+    """Run the repo's ``hook`` as ``git commit`` would (``git hook run``: ``.git/hooks`` or
+    ``core.hooksPath``, nothing else), seeing the commit's own index (``GIT_INDEX_FILE``).
+
+    Raises:
+        HookFailed: the hook exited non-zero (or did not end in time).
+    """
+    try:
+        proc = run(top, "hook", "run", "--ignore-missing", hook, *(["--", *args] if args else []),
+                   env={"GIT_INDEX_FILE": index}, check=False)
+    except GitError as exc:  # a hook that hangs
+        raise HookFailed(f"the repo's {hook} hook did not finish ({exc.message})",
+                         "fix the hook, or skip hooks with `octostore commit --no-verify`",
+                         hook, "") from None
+    if proc.returncode != 0:
+        text = (proc.stdout + proc.stderr).decode("utf-8", "replace")[-20000:]
+        raise HookFailed(f"the repo's {hook} hook refused the commit (exit {proc.returncode})",
+                         "fix what it reports (its output is in the error's data), or skip "
+                         "hooks with `octostore commit --no-verify`", hook, text)

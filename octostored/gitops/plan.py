@@ -3,8 +3,9 @@
 Pure functions over index records, so the daemon's handler, the tests and a
 future CLI without daemon choose runs the same way.
 
-* By default a commit takes every run that is not committed yet (the index's
-  ``committed`` flag: the run is in ``.octostore/runs``), skipping deleted runs
+* By default a commit takes every run that is not committed yet (its folder is not
+  in HEAD's tree under ``.octostore/runs``: after a checkout or a reset that dropped the
+  commit, the runs are not committed, whatever the work tree holds), skipping deleted runs
   (and runs of deleted experiments) and runs that are still going (RUNNING,
   SCHEDULED: their files are still being written; commit them when they end).
 * Named runs (ids or unique prefixes of 6+ characters) are taken even when
@@ -49,8 +50,10 @@ class Selection:
 
 def select_runs(runs: list[Run], experiments: dict[str, Experiment],
                 run_ids: list[str] | None = None,
-                experiment: list[str] | None = None) -> Selection:
-    """Choose the runs to commit.
+                experiment: list[str] | None = None,
+                committed_ids: frozenset[str] | None = None) -> Selection:
+    """Choose the runs to commit.  ``committed_ids``: the runs in HEAD's tree
+    (:func:`.git.head_run_ids`); None falls back to each run's ``committed`` flag.
 
     Raises:
         SelectionError: a named run or experiment does not exist, or a prefix is ambiguous.
@@ -90,7 +93,7 @@ def select_runs(runs: list[Run], experiments: dict[str, Experiment],
         return sel
     for run in sorted(runs, key=lambda r: (r.start_time or 0, r.run_id)):
         exp = experiments.get(run.experiment_key or run.experiment_id)
-        if run.committed:
+        if run.committed if committed_ids is None else run.run_id in committed_ids:
             sel.already_committed += 1
         elif run.lifecycle_stage != "active" or (exp is not None and (
                 exp.lifecycle_stage != "active" or exp.dir.startswith(".trash"))):

@@ -12,6 +12,7 @@ and the full set (watchman's clock semantics).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,6 +80,10 @@ class RootIndex:
         self._views: dict[tuple[str, ...], tuple[tuple[int, int, int], Any]] = {}
         self._orders: dict[Any, tuple[tuple[int, int], list[str]]] = {}
         self._rows: dict[str, tuple[Run, tuple[Any, ...], Any]] = {}
+        self.head_runs: frozenset[str] | None = None
+        """Ids of the runs in HEAD's tree (``gitops.git.head_run_ids``): a run is
+        ``committed`` when it is there.  None (not a git repo, not asked yet): a run is
+        committed when it was read from the committed store."""
 
     # -- clocks -----------------------------------------------------------------------
     def all_warnings(self) -> list[str]:
@@ -166,6 +171,8 @@ class RootIndex:
         for run_id, run in runs.items():
             old = self.runs.get(run_id)
             merged = merge_runs(old, run) if old is not None else run
+            if self.head_runs is not None:
+                merged.committed = run_id in self.head_runs
             if old is not None:
                 merged.clock = old.clock
                 if merged == old:
@@ -197,6 +204,20 @@ class RootIndex:
         if recount:
             self._count_sources()
         return Changes(self.clock, changed, gone, changed_exps, environment, git)
+
+    def set_head_runs(self, ids: frozenset[str] | None) -> Changes | None:
+        """Make every run's ``committed`` follow HEAD's tree (after a checkout, a reset, a
+        commit); the runs whose flag flips are changed at a new tick."""
+        if ids is None or ids == self.head_runs:
+            return None
+        self.head_runs = ids
+        flip = {}
+        for run_id, run in self.runs.items():
+            if run.committed != (run_id in ids):
+                copy = dataclasses.replace(run)
+                copy.committed = run_id in ids
+                flip[run_id] = copy
+        return self.apply(flip, {}) if flip else None
 
     def _count_sources(self) -> None:
         counts: dict[str, int] = {}

@@ -11,7 +11,12 @@ runs as committed.
 Params: ``root``, ``run_ids`` (ids or prefixes; default: every run not yet
 committed), ``experiment`` (names or ids), ``message``, ``dry_run``,
 ``push``, ``max_artifact_mb`` (default ``[tool.octostore.commit]`` or 10),
-``gitignore_db`` (add the SQLite stores to ``.gitignore``).
+``gitignore_db`` (add the SQLite stores to ``.gitignore``), ``no_verify`` (skip the
+repo's pre-commit and commit-msg hooks, which otherwise run on exactly what the
+commit holds; a hook that fails gives HOOK_REFUSED with its output in ``data``).
+
+A run counts as committed when its folder is in HEAD's tree (one ``git ls-tree`` per
+plan), so after a checkout or reset that dropped the commit the runs are committed again.
 
 Runs of a tracking server (a ``remote`` source) are committed when named, by id or
 by experiment; the default "every run not committed yet" leaves them out (a shared
@@ -33,7 +38,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from .. import protocol
-from ..errors import ExperimentNotFound, OctostoreError, RunNotFound
+from ..errors import ExperimentNotFound, HookRefused, OctostoreError, RunNotFound
 from ..params import Params
 
 if TYPE_CHECKING:
@@ -75,17 +80,21 @@ def register(ls: LanguageServer, daemon: Daemon) -> None:
         if max_mb is not None and max_mb < 0:
             raise OctostoreError("octostore/commit: 'max_artifact_mb' must be 0 or more",
                                  "fix the request's params")
+        no_verify = p.bool("no_verify", False)
         await root.sync()
         idx = root.index
         candidates = list(idx.runs.values())
+        # Committed means in HEAD's tree, asked of git now (not the work tree, not the index).
+        head = await asyncio.to_thread(_head_run_ids, root.path)
+        done = (lambda r: r.run_id in head) if head is not None else (lambda r: r.committed)
         remote_not_selected = 0
         if not run_ids and not experiment:  # a shared server's runs only when named
             local = [r for r in candidates if not _server_only(root, r)]
-            remote_not_selected = sum(1 for r in candidates if not r.committed) - sum(
-                1 for r in local if not r.committed)
+            remote_not_selected = sum(1 for r in candidates if not done(r)) - sum(
+                1 for r in local if not done(r))
             candidates = local
         try:
-            sel = select_runs(candidates, idx.experiments, run_ids, experiment)
+            sel = select_runs(candidates, idx.experiments, run_ids, experiment, head)
         except SelectionError as exc:
             cls = ExperimentNotFound if "experiment" in exc.message else RunNotFound
             raise cls(exc.message, exc.remedy) from None
@@ -99,7 +108,8 @@ def register(ls: LanguageServer, daemon: Daemon) -> None:
         temp: list[str] = []
         try:
             return await _commit(ls, root, sources, sel, user_message, dry_run, push,
-                                 gitignore_db, max_mb, remote_not_selected, downloads, temp)
+                                 gitignore_db, max_mb, remote_not_selected, downloads, temp,
+                                 no_verify)
         finally:
             for folder in temp:
                 await asyncio.to_thread(shutil.rmtree, folder, True)
@@ -108,9 +118,9 @@ def register(ls: LanguageServer, daemon: Daemon) -> None:
 async def _commit(ls: LanguageServer, root: Root, sources: list[RunSource], sel: Any,
                   user_message: str | None, dry_run: bool, push: bool, gitignore_db: bool,
                   max_mb: float | None, remote_not_selected: int, downloads: str,
-                  temp: list[str]) -> dict[str, Any]:
+                  temp: list[str], no_verify: bool = False) -> dict[str, Any]:
     from ...gitops import git
-    from ...gitops.commit import Busy, CommitRequest
+    from ...gitops.commit import Busy, CommitRequest, UnsafeDestination, UserEdits
     from ...gitops.commit import commit as run_commit
     from ...gitops.plan import max_artifact_bytes
 
@@ -131,11 +141,14 @@ async def _commit(ls: LanguageServer, root: Root, sources: list[RunSource], sel:
         root=root.path, sources=sources, skipped=sel.skipped,
         already_committed=sel.already_committed, message=user_message, dry_run=dry_run,
         push=push, max_artifact_bytes=max_artifact_bytes(root.path, max_mb),
-        gitignore_db=gitignore_db,
+        gitignore_db=gitignore_db, no_verify=no_verify,
+        trusted_dirs=list(temp),
         sqlite_stores=[s.path for s in idx.sources.values() if s.kind == "sqlite"])
     try:
         result = await asyncio.to_thread(run_commit, req, progress)
-    except (git.NotARepo, git.RepoBusy, Busy) as exc:
+    except git.HookFailed as exc:
+        raise HookRefused(exc.message, exc.remedy, hook=exc.hook, output=exc.output) from None
+    except (git.NotARepo, git.RepoBusy, Busy, UserEdits, UnsafeDestination) as exc:
         raise CommitRefused(exc.message, exc.remedy) from None
     except git.GitError as exc:
         raise GitFailed(exc.message, exc.remedy) from None
@@ -149,6 +162,18 @@ async def _commit(ls: LanguageServer, root: Root, sources: list[RunSource], sel:
     result["clock"] = root.index.clock
     result["remote_not_selected"] = remote_not_selected
     return result
+
+
+def _head_run_ids(path: str) -> frozenset[str] | None:
+    """The runs in HEAD's tree under ``.octostore/runs`` of the work tree's top (where the
+    commit puts them), or None when git cannot say."""
+    from ...gitops import git
+    from ...paths import repo_top
+
+    try:
+        return git.head_run_ids(repo_top(path))
+    except git.GitError:
+        return None
 
 
 def _server_only(root: Root, run: Run) -> bool:
