@@ -122,7 +122,7 @@ def train(repo: Path, python: Path, args: list[str]) -> None:
 
 def reproduce(c: Any, repo: Path, run_id: str) -> dict[str, Any]:
     t0 = time.perf_counter()
-    job = c.call("octostore/reproduce", root=str(repo), run_id=run_id)["job"]
+    job = c.call("octostore/reproduce", root=str(repo), run_id=run_id, confirmed=True)["job"]
     while True:
         p = c.wait_notification("octostore/job", timeout=3600)["params"]
         if p["job"] == job and p["event"] == "finished":

@@ -7,9 +7,19 @@ spinner with the elapsed time on a terminal), then the comparison on stdout
 (or the whole result as JSON with ``--json``).  Ctrl-C cancels the job (the
 daemon stops its processes and removes its worktree) and exits 130.
 
+Before a command that the repo recorded runs for the first time on this
+machine, the daemon answers ``CONFIRMATION_REQUIRED`` with what would run;
+``reproduce`` shows it (interpreter, script, arguments, environment, working
+folder, the tag it came from, and why it is *unusual* when it is), asks y/N
+on a terminal and sends the request again confirmed.  ``--yes`` accepts
+without asking; with no terminal and no ``--yes`` it shows the command, says
+how to accept it and exits 5.  ``--dry-run`` shows the plan and the command
+and starts nothing.
+
 Exit codes: 0 reproduced (or, with ``--set``, any finished comparison: a
-changed parameter is expected to move metrics), 3 diverged, 4 failed, 130
-cancelled; 2 and 1 as every command (usage or request error, no daemon).
+changed parameter is expected to move metrics), 3 diverged, 4 failed, 5 not
+run (the command was not accepted), 130 cancelled; 2 and 1 as every command
+(usage or request error, no daemon).
 
 ``ci init`` writes ``.github/workflows/octostore-reproduce.yml`` locally
 (:mod:`octostored.reproduce.ci`); no daemon is needed.
@@ -28,10 +38,21 @@ import threading
 import time
 from typing import Any
 
-from .client import Client, DaemonUnavailable, OctostoreClientError, Timeout, default_root
+from .client import (
+    Client,
+    DaemonUnavailable,
+    OctostoreClientError,
+    RequestError,
+    Timeout,
+    default_root,
+)
+from .inert import inert
 
 EXIT_DIVERGED = 3
 EXIT_FAILED = 4
+EXIT_NOT_ACCEPTED = 5
+CONFIRMATION_REQUIRED = 1032
+"""octostored.rpc.protocol.CONFIRMATION_REQUIRED (not imported: the CLI stays light)."""
 EXIT_CANCELLED = 130
 TERMINAL = ("done", "failed", "cancelled")
 
@@ -68,6 +89,11 @@ def add_parsers(sub: Any) -> None:
                         "packages that no longer install)")
     p.add_argument("--rebuild-env", action="store_true",
                    help="build the environment again even if it is cached")
+    p.add_argument("-y", "--yes", action="store_true",
+                   help="run the command the run recorded without asking, even the first time "
+                        "(accepts it for this repo)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="show the plan and the command that would run; start nothing")
     p.add_argument("--detach", action="store_true",
                    help="start the job and print its id without waiting")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
@@ -125,7 +151,29 @@ def cmd_reproduce(c: Client, args: argparse.Namespace) -> int:
         params["python"] = args.python or _current_python()
     elif args.python:
         raise _usage("--python goes with --env current")
-    started = c.call("octostore/reproduce", params)
+    if args.dry_run:
+        return _dry_run(c, params, args)
+    if args.yes:
+        params["confirmed"] = True
+    try:
+        started = c.call("octostore/reproduce", params)
+    except RequestError as exc:
+        if exc.code != CONFIRMATION_REQUIRED:
+            raise
+        command = (exc.data or {}).get("command") or {}
+        sys.stderr.write(f"octostore: run {inert(args.run_id)} would run a command that its "
+                         "repo recorded, not yet accepted on this machine:\n")
+        sys.stderr.write(format_command(command))
+        if not sys.stdin.isatty():
+            sys.stderr.write("octostore: not run: check the command above, then accept it with "
+                             f"`octostore reproduce {inert(args.run_id)} --yes` (or run this in "
+                             "a terminal to be asked)\n")
+            return EXIT_NOT_ACCEPTED
+        if not _ask():
+            sys.stderr.write("octostore: not run\n")
+            return EXIT_NOT_ACCEPTED
+        params["confirmed"] = True
+        started = c.call("octostore/reproduce", params)
     job = started["job"]
     if args.detach:
         if args.json:
@@ -153,6 +201,66 @@ def cmd_reproduce(c: Client, args: argparse.Namespace) -> int:
     else:
         _print_result(result, final)
     return exit_code(final["state"], result, bool(args.sets))
+
+
+def _ask() -> bool:
+    """y/N on the terminal; False without one."""
+    if not sys.stdin.isatty():
+        return False
+    sys.stderr.write("Run it? [y/N] ")
+    sys.stderr.flush()
+    try:
+        answer = sys.stdin.readline()
+    except (OSError, KeyboardInterrupt):
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+def format_command(cmd: dict[str, Any]) -> str:
+    """The daemon's display of a command (``data.command``), every string made inert."""
+    def line(label: str, value: Any) -> str:
+        return f"  {label:<13}{inert(value)}\n"
+
+    env = cmd.get("env") or {}
+    out = [line("command:", cmd.get("display", ""))]
+    out.append(line("interpreter:", cmd.get("interpreter") or "-"))
+    out.append(line("script:", cmd.get("script") or "-"))
+    args = cmd.get("args") or []
+    out.append(line("arguments:", " ".join(_quote(str(a)) for a in args) if args else "-"))
+    commit = str(cmd.get("commit") or "")[:10]
+    out.append(line("working dir:", f"{cmd.get('cwd', '.')} (in a checkout of commit {commit})"))
+    for i, (k, v) in enumerate(env.items()):
+        out.append(line("environment:" if i == 0 else "", f"{k}={v}"))
+    out.append(line("from:", cmd.get("source", "")))
+    if cmd.get("unusual"):
+        for i, reason in enumerate(cmd.get("reasons") or []):
+            out.append(line("UNUSUAL:" if i == 0 else "", reason))
+    else:
+        out.append(line("", "(a Python interpreter running a file of the repo at that commit)"))
+    return "".join(out)
+
+
+def _quote(arg: str) -> str:
+    import shlex
+
+    return shlex.quote(arg)
+
+
+def _dry_run(c: Client, params: dict[str, Any], args: argparse.Namespace) -> int:
+    res = c.call("octostore/reproduce", {**params, "dry_run": True})
+    if args.json:
+        _print_json(res)
+        return 0
+    plan = res.get("plan") or {}
+    print(f"run {inert(plan.get('run_id', args.run_id))} at commit "
+          f"{inert(str(plan.get('commit', ''))[:10])}, environment "
+          f"{inert(plan.get('environment', ''))}, new run goes to "
+          f"{inert((plan.get('store') or {}).get('uri', ''))}")
+    print("would run:" + ("" if res.get("accepted") else " (not yet accepted on this machine)"))
+    sys.stdout.write(format_command(res.get("command") or {}))
+    for note in plan.get("notes") or []:
+        print(f"note: {inert(note)}")
+    return 0
 
 
 def exit_code(state: str, result: dict[str, Any], has_sets: bool) -> int:

@@ -146,7 +146,8 @@ def test_the_workflow_steps_reproduce_a_run_in_a_fresh_clone(
     env_base = {k: v for k, v in os.environ.items()
                 if not k.startswith(("OCTOSTORE_", "MLFLOW_", "VIRTUAL_ENV", "PYTEST"))}
     env_base.update(OCTOSTORE_SOCKET=daemon_socket, OCTOSTORE_CACHE_DIR=str(shared_cache),
-                    OCTOSTORE_CAPTURE_CACHE=str(base / "capture"))
+                    OCTOSTORE_CAPTURE_CACHE=str(base / "capture"),
+                    XDG_STATE_HOME=str(base / "state"))  # accepted commands: not the user's
     try:
         # The developer's side: a run, committed with octostore, pushed to the origin.
         old = os.environ.get("OCTOSTORE_CAPTURE_CACHE")

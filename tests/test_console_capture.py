@@ -199,7 +199,7 @@ def test_a_reproduction_keeps_its_console_next_to_the_originals(tmp_path: Path,
             (run,) = c.call("octostore/runs", root=str(repo))["runs"]
             assert run["tags"][logformat.TAG] == logformat.rel_path(str(repo), str(original))
             started = c.call("octostore/reproduce", root=str(repo), run_id=run["run_id"],
-                             env="current", python=PY)
+                             env="current", python=PY, confirmed=True)
             from .test_reproduce_support import follow
 
             res = follow(c, started["job"], 300)

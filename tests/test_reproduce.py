@@ -144,7 +144,7 @@ def test_best_run_reproduces_in_a_fresh_clone_and_a_changed_param_diverges(lab: 
     env = dict(os.environ, OCTOSTORE_SOCKET=lab.daemon.socket)
     env.pop("MLFLOW_TRACKING_URI", None)
     proc = subprocess.run([sys.executable, "-m", "octostored.cli", "reproduce", best["run_id"],
-                           "--set", "lr=0.5", "--json", "--root", str(clone)],
+                           "--set", "lr=0.5", "--yes", "--json", "--root", str(clone)],
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
@@ -212,7 +212,7 @@ def test_a_run_with_nothing_captured_falls_back_to_the_repo_files_and_says_so(la
         assert any("falling back to the repo's environment files" in n for n in r["notes"])
         assert r["entry_point"]["kind"] == "script"
         refused = c.call("octostore/reproduce", root=str(lab.repo), run_id=lab.runs["bare"],
-                         set={"lr": "0.3"})
+                         set={"lr": "0.3"}, confirmed=True)
         res = follow(c, refused["job"])
         assert res["state"] == "failed" and res["error"]["phase"] == "resolve"
         assert "cannot be changed from outside" in res["error"]["message"]

@@ -103,7 +103,7 @@ def test_cancel_in_the_middle_of_the_environment_build(project: Any) -> None:
     try:
         with d.client(timeout=120) as c:
             run_id = c.call("octostore/runs", root=str(repo))["runs"][0]["run_id"]
-            job = c.call("octostore/reproduce", root=str(repo), run_id=run_id)["job"]
+            job = c.call("octostore/reproduce", root=str(repo), run_id=run_id, confirmed=True)["job"]
             building = _building(pids)
             assert all(_alive(p) for p in building)
             wt = Path(d.cache) / "reproduce" / "worktrees" / job
@@ -132,7 +132,7 @@ def test_a_daemon_restart_cleans_up_after_the_jobs_that_died_with_it(project: An
     d = _start(here, fake, "a")
     with d.client(timeout=120) as c:
         run_id = c.call("octostore/runs", root=str(repo))["runs"][0]["run_id"]
-        c.call("octostore/reproduce", root=str(repo), run_id=run_id)
+        c.call("octostore/reproduce", root=str(repo), run_id=run_id, confirmed=True)
         building = _building(pids)
     d.kill9()
     assert all(_alive(p) for p in building)  # orphans: the build is in its own session

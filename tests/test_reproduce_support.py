@@ -132,7 +132,9 @@ def train(repo: Path, python: Path, *args: str, capture: bool = True,
 
 def reproduce(c: Client, root: Path | str, run_id: str, timeout: float = 300,
               **params: Any) -> dict[str, Any]:
-    """Start a reproduction, follow its notifications to the end; the final one."""
+    """Start a reproduction (its command accepted: ``confirmed``), follow its notifications to
+    the end; the final one."""
+    params.setdefault("confirmed", True)
     started = c.call("octostore/reproduce", root=str(root), run_id=run_id, **params)
     return follow(c, started["job"], timeout)
 

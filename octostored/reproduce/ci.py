@@ -13,6 +13,12 @@ folder with the comparison as a build artifact; when a branch is given the
 commit is pushed there.  The last step fails the build unless the verdict is
 ``reproduced`` (or the comparison finished, with overrides).
 
+The reproduce step passes ``--yes``: the command the run recorded runs
+without a question, in the runner's sandbox (a fresh VM per job); the JSON
+result still holds it (``command``).  Each ``overrides`` pair goes to
+``--set`` as one word, and a key that the run's entry point does not take is
+refused, never handed to a shell.
+
 Shaped so: inputs reach shell scripts only through ``env:`` (never
 ``${{ }}`` inside ``run:``, which would let an input inject shell code); the
 expressions used are few and simple, so the tests can run the workflow's own
@@ -132,7 +138,7 @@ jobs:
             args+=(--tolerance "$TOLERANCE")
           fi
           set +e
-          octostore reproduce "$RUN_ID" "${{args[@]}}" --json > octostore-reproduce.json
+          octostore reproduce "$RUN_ID" "${{args[@]}}" --yes --json > octostore-reproduce.json
           code=$?
           set -e
           echo "exit-code=$code" >> "$GITHUB_OUTPUT"

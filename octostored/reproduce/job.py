@@ -39,7 +39,7 @@ from ..capture import files as capture_files
 from ..console import helper_argv
 from ..console import logformat as console_format
 from ..jobs import JobContext, JobError
-from . import compare, envbuild, envspec, proc, projectenv, worktree
+from . import compare, envbuild, envspec, proc, projectenv, trust, worktree
 from .interpreters import find_uv
 from .mlflow_link import DROP_ENV, Helper, store_env
 from .plan import Plan, Store, resolve
@@ -72,6 +72,8 @@ class Request:
     allow_differences: bool = False
     rebuild_env: bool = False
     artifact_dir: str | None = None
+    plan: Plan | None = None
+    """Resolved by the handler (what the person was shown and accepted), else resolved here."""
 
 
 def work_dir(cache_dir: str) -> str:
@@ -121,11 +123,12 @@ async def reproduce(ctx: JobContext, root: Root, req: Request, cache_dir: str) -
     helper_start: asyncio.Task[Helper] | None = None
     try:
         ctx.phase("resolve", f"run {run.run_id[:8]}")
-        plan = await resolve(root.path, run, req.experiment, root.index.sources, sets=req.sets,
-                             env=req.env, tracking_uri=req.tracking_uri, python=req.python,
-                             artifact_dir=req.artifact_dir)
+        plan = req.plan or await resolve(
+            root.path, run, req.experiment, root.index.sources, sets=req.sets, env=req.env,
+            tracking_uri=req.tracking_uri, python=req.python, artifact_dir=req.artifact_dir)
+        _check_accepted(plan)
         result.update(commit=plan.commit, patch=plan.patch_digest,
-                      entry_point=plan.entry.describe(),
+                      entry_point=plan.entry.describe(), command=plan.command,
                       store={"uri": plan.store.uri, "why": plan.store.why},
                       notes=list(plan.notes))
         ctx.progress(_resolved(plan))
@@ -282,6 +285,17 @@ async def _started(task: asyncio.Task[Helper]) -> Helper | None:
         return await task
     except (JobError, OSError, asyncio.CancelledError):
         return None
+
+
+def _check_accepted(plan: Plan) -> None:
+    """Nothing a repo recorded runs (nor builds) unless this user accepted it
+    (:mod:`.trust`); the handler asks first, this holds whoever starts the job."""
+    digest = plan.command.get("hash") or ""
+    if not trust.is_accepted(plan.repo, digest):
+        raise JobError("resolve", "the command this run recorded has not been accepted on "
+                       f"this machine ({plan.command.get('display', '')[:200]})",
+                       "check it, then reproduce again and accept it (octostore reproduce "
+                       "asks, or takes --yes)", command=plan.command)
 
 
 def known_experiment(root: Root, store: Store, name: str) -> str | None:

@@ -9,9 +9,12 @@
   appended in the style the command line uses (argparse scripts usually log
   their defaults, which never appear on the command line); any other key is
   refused, since the script would not know it.
-* **An MLproject entry point**: its parameters, rendered into its command as
-  MLflow renders them (values shell-quoted; undeclared keys appended as
-  ``--key value``).
+* **An MLproject entry point**: its declared parameters, rendered into its
+  command as MLflow renders them (values shell-quoted).  The command runs in a
+  shell, so a key that the entry point does not declare is refused
+  (:func:`check_mlproject_keys`), never appended: ``--set 'x;touch PWNED=1'``
+  (which the CI workflow's ``overrides`` input can carry) must not become shell
+  code.  Anything rendered outside a placeholder is quoted, key and value.
 * Anything else (a bare script, a notebook without a ``parameters`` cell)
   has no parameters that can be changed from outside: :class:`CannotOverride`.
 """
@@ -173,6 +176,22 @@ def _append_style(args: list[str], key: str) -> str:
     return "--" + key.replace("_", "-")
 
 
+def check_mlproject_keys(sets: dict[str, str], declared: dict[str, Any], entry: str) -> None:
+    """Refuse a ``--set`` key that MLproject entry point ``entry`` does not declare.
+
+    Raises:
+        CannotOverride: a key is not one of ``declared``, with the valid ones.
+    """
+    unknown = [k for k in sets if k not in declared]
+    if not unknown:
+        return
+    valid = ", ".join(sorted(declared)) or "none"
+    shown = ", ".join(repr(k) for k in unknown[:5])
+    raise CannotOverride(
+        f"--set {shown} is not a parameter of the MLproject entry point {entry!r} (its "
+        f"parameters: {valid})", "set only the parameters the entry point declares")
+
+
 def render_mlproject(command: str, declared: dict[str, dict[str, Any]],
                      values: dict[str, str]) -> tuple[str, list[str]]:
     """An MLproject entry point's command with its parameters, as ``mlflow run`` builds it.
@@ -196,5 +215,6 @@ def render_mlproject(command: str, declared: dict[str, dict[str, Any]],
     except (KeyError, IndexError, ValueError) as exc:
         raise CannotOverride(f"the MLproject command {command!r} cannot be rendered ({exc})",
                              "fix the entry point's command in MLproject") from None
-    parts = [text] + [f"--{k} {shlex.quote(str(v))}" for k, v in extra.items()]
+    parts = [text] + [f"{shlex.quote('--' + str(k))} {shlex.quote(str(v))}"
+                      for k, v in extra.items()]
     return " ".join(parts), missing

@@ -13,6 +13,11 @@ From the run's tags (and the repo's history) :func:`resolve` works out:
   nbclient.  ``--set`` changes are applied here (:mod:`.overrides`), so a
   run whose params cannot be changed from outside is refused before anything
   is built;
+* **what will run, shown before it runs** (:mod:`.command`): the command taken
+  apart (interpreter, script, arguments, environment changes, working folder,
+  the tag it came from), marked unusual when it is not a Python interpreter
+  running a file tracked at the commit, with its hash; a repo is untrusted, so
+  it runs only once this user accepted it (:mod:`.trust`);
 * **the environment's source** (:mod:`.envspec`): the captured lock, the
   model's recorded environment, the repo's files at the commit, or an
   interpreter as it is;
@@ -37,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..capture import files as capture_files
 from ..jobs import JobError
-from . import envspec, overrides, worktree
+from . import command, envspec, overrides, worktree
 
 if TYPE_CHECKING:
     from ..index.state import SourceInfo
@@ -58,6 +63,8 @@ class EntryPoint:
     """argv/script: the command, interpreter spelled ``python``."""
     command: str | None = None
     """mlproject: the shell command, parameters rendered."""
+    template: str | None = None
+    """mlproject: the command as the MLproject file writes it (placeholders unrendered)."""
     notebook: str | None = None
     """notebook: its path relative to the repo's top."""
     params_settable: bool = True
@@ -110,13 +117,15 @@ class Plan:
     model_dir: str | None = None
     interpreter: str | None = None
     notes: list[str] = field(default_factory=list)
+    command: dict[str, Any] = field(default_factory=dict)
+    """What will run, as shown before it runs (:func:`.command.describe`)."""
 
     def describe(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "run_name": self.run_name, "experiment": self.experiment,
                 "commit": self.commit, "patch": self.patch_digest, "untracked": self.untracked,
                 "entry_point": self.entry.describe(), "environment": self.env_kind,
                 "store": {"uri": self.store.uri, "kind": self.store.kind, "why": self.store.why},
-                "overrides": self.overrides, "notes": self.notes}
+                "overrides": self.overrides, "notes": self.notes, "command": self.command}
 
 
 async def resolve(repo: str, run: Run, experiment: str, sources: dict[str, SourceInfo], *,
@@ -175,6 +184,7 @@ async def resolve(repo: str, run: Run, experiment: str, sources: dict[str, Sourc
         {k: v[0] for k, v in run.metrics.items()}, dict(run.params), dict(tags), patch,
         patch_digest, untracked, notes=notes)
     _choose_env(plan, run, env, python, artifact_dir)
+    plan.command = command.describe(plan, files)
     return plan
 
 
@@ -362,14 +372,16 @@ async def _mlproject_entry(top: str, commit: str, run: Run, files: set[str], cwd
         values = {k: run.params[k] for k in declared if k in run.params}
         values.update(sets)
         try:
-            command, missing = overrides.render_mlproject(eps[name]["command"], declared, values)
+            overrides.check_mlproject_keys(sets, declared, name)
+            rendered, missing = overrides.render_mlproject(eps[name]["command"], declared,
+                                                           values)
         except overrides.CannotOverride as exc:
             raise JobError("resolve", exc.message, exc.remedy) from None
         notes = [f"MLproject entry point {name!r} ({rel})"]
         if missing:
             notes.append(f"parameters without a value: {', '.join(missing)}")
-        return EntryPoint("mlproject", os.path.dirname(rel) or ".", command=command,
-                          notes=notes, source_name=source,
+        return EntryPoint("mlproject", os.path.dirname(rel) or ".", command=rendered,
+                          template=str(eps[name]["command"]), notes=notes, source_name=source,
                           changes=[{"key": k, "how": "parameter", "arg": f"{k}={v}"}
                                    for k, v in sets.items()])
     return None
@@ -393,7 +405,15 @@ def _store(top: str, run: Run, sources: dict[str, SourceInfo], tracking_uri: str
 
     configured = configured_stores(top, [])
     if configured:
-        return _store_from_uri(configured[0], top, "the repo's configured store")
+        store = _store_from_uri(configured[0], top, "the repo's configured store")
+        from ..servertrust import is_trusted, origin
+
+        if store.kind == "remote" and not is_trusted(store.uri):  # the run gets our credentials
+            raise JobError("resolve", f"the repo names the tracking server "
+                           f"{origin(store.uri)} to log to, which you have not trusted",
+                           f"run `octostore remote trust {origin(store.uri)}`, or give "
+                           "another store with --tracking-uri")
+        return store
     folder = os.path.normpath(os.path.join(top, cwd))
     return Store("sqlite:///" + os.path.join(folder, "mlflow.db"), "sqlite", folder,
                  "MLflow's default store in the run's folder")

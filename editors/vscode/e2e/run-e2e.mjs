@@ -501,6 +501,18 @@ async function main() {
       await page.keyboard.press('Enter');
       await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Reproduce' }).first().waitFor();
       await page.keyboard.press('Enter');
+      // A command the repo recorded runs only once accepted: the first time, a modal shows it.
+      const asked = await waitEvent((e) => e.event === 'reproduce-confirm' || e.event === 'reproduce',
+        'the command to accept (or the outcome)', 120_000, since);
+      if (asked.event === 'reproduce-confirm') {
+        const dialog = page.locator('.monaco-dialog-box', { hasText: 'Run it?' }).first();
+        await dialog.waitFor({ timeout: 10_000 });
+        const shown = await dialog.innerText();
+        if (!shown.includes('Command: ') || !shown.includes('From: ')) throw new Error(`the modal does not show the command: ${shown}`);
+        await shot('reproduce-confirm');
+        await dialog.getByRole('button', { name: 'Run', exact: true }).click();
+        log(`reproduce: accepted the command (${asked.unusual ? 'unusual' : 'usual'})`);
+      }
       // A real reproduction builds an environment and trains: allow it time. Without
       // octostore/reproduce in the daemon the answer comes at once.
       const ev = await waitEvent((e) => e.event === 'reproduce', 'the reproduction to finish', 900_000, since);

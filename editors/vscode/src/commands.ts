@@ -10,7 +10,7 @@ import { commitSummary, parsePlan } from './core/commitPlan';
 import { INSTALL_HELP, dashboardCommand } from './core/daemon';
 import { emit } from './core/events';
 import { ago, metricsSummary, orderKeys, runLabel, statusLook } from './core/format';
-import { JobUpdate, jobIdOf, parseJobUpdate, summarizeResult } from './core/jobs';
+import { JobUpdate, confirmationOf, jobIdOf, parseJobUpdate, summarizeResult } from './core/jobs';
 import { effectiveChanges, formatAssignments, parseAssignments } from './core/params';
 import {
   ErrorCodes, ExperimentsReply, InsightsReply, Methods, Notifications, RunFull, RunsReply,
@@ -265,14 +265,32 @@ export function registerCommands(ctx: vscode.ExtensionContext, d: Deps): void {
     const label = runLabel(run);
     d.jobsOut.appendLine(`[octostore] reproducing ${label} (${run.run_id})${Object.keys(set).length ? ` with ${formatAssignments(set)}` : ''}`);
     emit('reproduce-start', { run_id: run.run_id, set });
+    const params = { root: ref.root, run_id: run.run_id, ...(Object.keys(set).length ? { set } : {}) };
     let outcome: JobUpdate;
+    let declined = false;
     try {
       outcome = await vscode.window.withProgress({
         location: vscode.ProgressLocation.Notification, title: `Octostore: reproducing ${label}`, cancellable: true,
       }, async (progress, token) => {
         progress.report({ message: 'starting…' });
-        const reply = await conn.request<unknown>(Methods.reproduce,
-          { root: ref.root, run_id: run.run_id, ...(Object.keys(set).length ? { set } : {}) });
+        let reply: unknown;
+        try {
+          reply = await conn.request<unknown>(Methods.reproduce, params);
+        } catch (e) {
+          // A command the repo recorded runs only once accepted: show it, ask, send it again.
+          const ask = e instanceof DaemonError && e.code === ErrorCodes.ConfirmationRequired
+            ? confirmationOf(e.data, label) : undefined;
+          if (!ask) throw e;
+          progress.report({ message: 'waiting for your answer…' });
+          emit('reproduce-confirm', { run_id: run.run_id, unusual: ask.unusual });
+          const pick = await vscode.window.showWarningMessage(ask.message, { modal: true, detail: ask.detail }, 'Run');
+          if (pick !== 'Run') {
+            declined = true;
+            return { ...parseJobUpdate({}), done: true, cancelled: true };
+          }
+          progress.report({ message: 'starting…' });
+          reply = await conn.request<unknown>(Methods.reproduce, { ...params, confirmed: true });
+        }
         const first = parseJobUpdate(reply);
         const jobId = jobIdOf(reply);
         if (first.done || !jobId) return { ...first, done: true };
@@ -289,6 +307,11 @@ export function registerCommands(ctx: vscode.ExtensionContext, d: Deps): void {
       }
       emit('reproduce', { outcome: 'error', message: e instanceof Error ? e.message : String(e) });
       throw e;
+    }
+    if (declined) {
+      emit('reproduce', { outcome: 'declined' });
+      d.jobsOut.appendLine(`[octostore] ${label}: not run (the command it recorded was not accepted)`);
+      return;
     }
     if (outcome.cancelled) {
       emit('reproduce', { outcome: 'cancelled' });

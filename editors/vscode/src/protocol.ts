@@ -43,6 +43,8 @@ export const ErrorCodes = {
   PathOutside: 1006,
   NotSupported: 1007,
   LogNotFound: 1008,
+  /** `octostore/reproduce`: the command the run recorded is not accepted yet (`data.command`). */
+  ConfirmationRequired: 1032,
 } as const;
 
 /** A metric value on the wire: a number, or "NaN" / "Infinity" / "-Infinity". */
@@ -268,6 +270,27 @@ export interface ReproduceParams {
   root: string;
   run_id: string;
   set?: Record<string, string>;
+  /** The person saw `data.command` of a CONFIRMATION_REQUIRED answer and accepted it. */
+  confirmed?: boolean;
+  /** Answer with the plan and the command; start nothing. */
+  dry_run?: boolean;
+}
+
+/** What a reproduction would run (`data.command` of CONFIRMATION_REQUIRED, octostored/reproduce/command.py). */
+export interface CommandDisplay {
+  argv: string[];
+  display: string;
+  interpreter: string;
+  script: string | null;
+  args: string[];
+  env: Record<string, string>;
+  cwd: string;
+  commit: string;
+  source: string;
+  kind: string;
+  unusual: boolean;
+  reasons: string[];
+  hash: string;
 }
 
 /** The params of `octostore/commit` (`dry_run` answers with the plan and commits nothing). */

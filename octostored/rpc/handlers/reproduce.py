@@ -13,7 +13,19 @@ prefix), ``set`` (``{"key": "value"}`` or ``["key=value", ...]``), ``env``
 (the interpreter for ``env: current``), ``tolerance`` (relative; default
 ``[tool.octostore.reproduce] tolerance`` or 0 = exact), ``ignore_metrics``,
 ``tracking_uri`` (where the new run goes; default: the original's store),
-``keep_worktree``, ``allow_env_differences``, ``rebuild_env``, ``wait``.
+``keep_worktree``, ``allow_env_differences``, ``rebuild_env``, ``wait``,
+``confirmed``, ``dry_run``.
+
+The command a reproduction runs comes from the repo (a run's ``octostore.argv``
+tag, its MLproject entry point, ...), so the handler resolves it first
+(:func:`octostored.reproduce.plan.resolve`) and starts the job only when this
+user accepted that exact command for this repo before
+(:mod:`octostored.reproduce.trust`) or sends ``confirmed: true`` now (which
+records the acceptance); otherwise it answers ``CONFIRMATION_REQUIRED`` with
+``data.command``, the display of :mod:`octostored.reproduce.command`.
+``dry_run: true`` answers with the plan (``command`` and ``accepted``
+included) and starts nothing.  A run that cannot be resolved starts a job
+that fails in its resolve phase, saying why, as before.
 
 ``octostore/jobs`` params: ``root`` (only its jobs), ``job`` (one job),
 ``log_lines`` (tail length, default 50), ``follow`` (true: this connection
@@ -31,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from ... import jobs
 from .. import protocol
-from ..errors import InvalidParams, OctostoreError
+from ..errors import ConfirmationRequired, InvalidParams, OctostoreError
 from ..params import Params
 from .artifacts import artifact_dir
 from .runs import find_run
@@ -65,9 +77,10 @@ def register(ls: LanguageServer, daemon: Daemon) -> None:
 
     @ls.feature("octostore/reproduce")
     async def reproduce(ls: LanguageServer, params: Any) -> dict[str, Any]:
+        from ...jobs import JobError
         from ...reproduce import job as job_mod
-        from ...reproduce import overrides
-        from ...reproduce.plan import ENV_KINDS, config
+        from ...reproduce import overrides, trust
+        from ...reproduce.plan import ENV_KINDS, config, resolve
 
         p = Params("octostore/reproduce", params)
         root = await daemon.root(p.str("root", required=True))
@@ -104,7 +117,38 @@ def register(ls: LanguageServer, daemon: Daemon) -> None:
             ignore_metrics=ignore, keep_worktree=p.bool("keep_worktree", False),
             allow_differences=p.bool("allow_env_differences", False),
             rebuild_env=p.bool("rebuild_env", False), artifact_dir=artifact_dir(run))
+        confirmed = p.bool("confirmed", False)
+        dry_run = p.bool("dry_run", False)
         wait = p.bool("wait", False)
+        try:
+            req.plan = await resolve(root.path, req.run, req.experiment, root.index.sources,
+                                     sets=sets, env=env, tracking_uri=req.tracking_uri,
+                                     python=python, artifact_dir=req.artifact_dir)
+        except JobError as exc:
+            if dry_run:
+                raise CannotReproduce(exc.message, exc.remedy, phase=exc.phase) from None
+            # the job fails in its resolve phase and says why, as any failed reproduction
+        if dry_run:
+            assert req.plan is not None
+            return {"plan": req.plan.describe(), "command": req.plan.command,
+                    "accepted": trust.is_accepted(req.plan.repo, req.plan.command["hash"])}
+        if req.plan is not None:
+            command = req.plan.command
+            if not trust.is_accepted(req.plan.repo, command["hash"]):
+                if not confirmed:
+                    unusual = (" (unusual: " + "; ".join(command["reasons"]) + ")"
+                               if command["unusual"] else "")
+                    raise ConfirmationRequired(
+                        f"run {run.run_id[:8]} would run a command that its repo recorded and "
+                        f"that you have not accepted on this machine{unusual}",
+                        "check data.command, then send the request again with confirmed: true "
+                        "(`octostore reproduce` asks, or takes --yes)", command=command)
+                try:
+                    trust.accept(req.plan.repo, command["hash"], command["display"])
+                except OSError as exc:
+                    raise CannotReproduce(
+                        f"cannot record the accepted command in {trust.store_path()} "
+                        f"({exc.strerror or exc})", "make your state folder writable") from None
         summary = {"run_id": run.run_id, "set": sets, "env": env, "tolerance": tolerance}
         job = registry.start("reproduce", root.path,
                              lambda ctx: job_mod.reproduce(ctx, root, req, daemon.cache_dir),

@@ -139,3 +139,56 @@ export function summarizeResult(result: unknown): ReproduceSummary {
   const details = parts.length ? parts.join(' · ') + more : '';
   return { verdict, ok, newRunId, metrics, details, text: `${verdict}${details ? `: ${details}` : ''}` };
 }
+
+// -- the command a reproduction would run, before it runs -------------------------------------
+// A repo is untrusted input: the command a run recorded (`octostore.argv`, an MLproject entry
+// point) runs only once the person accepted it. The daemon answers CONFIRMATION_REQUIRED (1032)
+// with `data.command` (octostored/reproduce/command.py); the editor shows it in a modal.
+
+// eslint-disable-next-line no-control-regex
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\ufff9-\ufffb]/g;
+const NAMED: Record<string, string> = { '\n': '\\n', '\t': '\\t', '\r': '\\r' };
+
+/** `s` with control, bidi and invisible characters shown escaped (as octostored/inert.py). */
+export function inertText(s: unknown): string {
+  const text = typeof s === 'string' ? s : s === undefined || s === null ? '' : String(s);
+  return text.replace(UNSAFE, (ch) => {
+    if (NAMED[ch]) return NAMED[ch];
+    const code = ch.charCodeAt(0);
+    return code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
+}
+
+export interface Confirmation {
+  /** The modal's message: one line. */
+  message: string;
+  /** The modal's detail: the command, taken apart, every string inert. */
+  detail: string;
+  unusual: boolean;
+}
+
+const short = (s: string, n = 400): string => (s.length > n ? `${s.slice(0, n)}…` : s);
+
+/** The modal for a CONFIRMATION_REQUIRED answer (`data`), or undefined when it holds no command. */
+export function confirmationOf(data: unknown, label: string): Confirmation | undefined {
+  const cmd = isObj(data) && isObj(data.command) ? data.command : undefined;
+  if (!cmd) return undefined;
+  const unusual = cmd.unusual === true;
+  const args = Array.isArray(cmd.args) ? cmd.args.map((a) => inertText(a)) : [];
+  const env = isObj(cmd.env) ? Object.entries(cmd.env).map(([k, v]) => `  ${inertText(k)}=${inertText(v)}`) : [];
+  const reasons = Array.isArray(cmd.reasons) ? cmd.reasons.map((r) => `  • ${inertText(r)}`) : [];
+  const lines = [
+    `Command: ${short(inertText(cmd.display))}`,
+    `Interpreter: ${inertText(cmd.interpreter) || '-'}`,
+    `Script: ${inertText(cmd.script) || '-'}`,
+    `Arguments: ${args.length ? short(args.join(' ')) : '-'}`,
+    `Working folder: ${inertText(cmd.cwd) || '.'} (in a checkout of commit ${inertText(cmd.commit).slice(0, 10)})`,
+    `Environment:`, ...env,
+    `From: ${inertText(cmd.source)}`,
+    ...(unusual ? ['', 'UNUSUAL:', ...reasons] : ['', 'A Python interpreter running a file of the repo at that commit.']),
+  ];
+  const message = unusual
+    ? `Octostore: reproducing ${inertText(label)} would run an UNUSUAL command that its repo recorded. Run it?`
+    : `Octostore: reproducing ${inertText(label)} runs a command that its repo recorded. Run it?`;
+  return { message, detail: lines.join('\n'), unusual };
+}

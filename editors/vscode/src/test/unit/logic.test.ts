@@ -3,7 +3,7 @@ import { test } from 'node:test';
 
 import { commitSummary, parsePlan } from '../../core/commitPlan';
 import { dashboardCommand, findDaemon, socketPath } from '../../core/daemon';
-import { jobIdOf, parseJobUpdate, summarizeResult } from '../../core/jobs';
+import { confirmationOf, inertText, jobIdOf, parseJobUpdate, summarizeResult } from '../../core/jobs';
 import { effectiveChanges, formatAssignments, parseAssignments } from '../../core/params';
 import { RestartPolicy, backoff } from '../../core/restart';
 
@@ -119,4 +119,29 @@ test('reconnection: give up after 5 drops in 3 minutes, back off between attempt
   p.stable();
   assert.equal(p.recent, 0);
   assert.deepEqual([0, 1, 2, 3, 10].map((a) => backoff(a, 1000)), [100, 200, 400, 800, 1000]);
+});
+
+test('confirmation modal: the command taken apart, unusual reasons, strings inert', () => {
+  const data = {
+    remedy: 'check data.command',
+    command: {
+      argv: ['bash', '-c', 'id > /tmp/f; python train.py'], display: "bash -c 'id > /tmp/f; python train.py'",
+      interpreter: 'bash', script: null, args: ['-c', 'id > /tmp/f; python train.py'],
+      env: { MLFLOW_EXPERIMENT_NAME: 'tiny\u001b[2J' }, cwd: '.', commit: '0123456789abcdef',
+      source: 'tag octostore.argv, run abc', kind: 'argv', unusual: true,
+      reasons: ['it runs bash, not a Python interpreter running a file of the repo'], hash: 'h',
+    },
+  };
+  const c = confirmationOf(data, 'bright-owl\u202e');
+  assert.ok(c && c.unusual);
+  assert.match(c.message, /UNUSUAL/);
+  assert.ok(c.message.includes('bright-owl\\u202e'));
+  assert.ok(c.detail.includes("Command: bash -c 'id > /tmp/f; python train.py'"));
+  assert.ok(c.detail.includes('Interpreter: bash'));
+  assert.ok(c.detail.includes('MLFLOW_EXPERIMENT_NAME=tiny\\x1b[2J'));
+  assert.ok(c.detail.includes('commit 0123456789)'));
+  assert.ok(c.detail.includes('• it runs bash'));
+  assert.ok(!/[\u001b\u202e]/.test(c.detail + c.message));
+  assert.equal(confirmationOf({ remedy: 'x' }, 'r'), undefined);
+  assert.equal(inertText('a\tb\u0007'), 'a\\tb\\x07');
 });
