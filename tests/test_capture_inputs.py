@@ -118,3 +118,51 @@ def test_no_inputs_recorded_when_turned_off(tmp_path: Path) -> None:
     tags = MlflowClient(store).get_run(out.stdout.split()[-1]).data.tags
     assert "octostore.inputs" not in tags and "octostore.git.commit" in tags
     assert not (repo / ".octostore" / "inputs").exists()
+
+
+NOTEBOOK_CELLS = [
+    ("import sys, mlflow", []),
+    ("alpha = 0.5", ["parameters"]),
+    ("mlflow.set_tracking_uri(STORE)\n"
+     "with mlflow.start_run() as run:\n"
+     "    mlflow.log_param('alpha', alpha)\n"
+     "    print(run.info.run_id)", []),
+]
+
+RUNNER = """
+import sys, nbformat
+from nbclient import NotebookClient
+nb = nbformat.read(sys.argv[1], as_version=4)
+NotebookClient(nb, kernel_name="python3", resources={"metadata": {"path": "notebooks"}}).execute()
+print(nb.cells[-1].outputs[0]["text"].strip())
+"""
+
+
+def test_a_notebook_run_records_its_notebook_and_a_copy(tmp_path: Path) -> None:
+    """Run as `jupyter nbconvert --execute` does (nbclient, a real ipykernel): the run says which
+    notebook it came from and keeps the notebook as it stood, though the kernel's own command
+    line names neither."""
+    import nbformat
+
+    repo = make_repo(tmp_path / "repo")
+    store = (repo / "mlruns").as_uri()
+    nb = nbformat.v4.new_notebook()
+    for source, tags in NOTEBOOK_CELLS:
+        cell = nbformat.v4.new_code_cell(source.replace("STORE", repr(store)))
+        cell.metadata["tags"] = tags
+        nb.cells.append(cell)
+    (repo / "notebooks").mkdir()
+    nbformat.write(nb, repo / "notebooks" / "train.ipynb")
+    (repo / "run_nb.py").write_text(RUNNER)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "notebook")
+    out = subprocess.run([sys.executable, "run_nb.py", "notebooks/train.ipynb"], cwd=repo,
+                         env=_env(tmp_path), capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr
+    tags = MlflowClient(store).get_run(out.stdout.split()[-1]).data.tags
+    assert "octostore.capture_error" not in tags
+    assert tags["octostore.notebook"] == "notebooks/train.ipynb"
+    copy = repo / ".octostore" / "notebooks" / f"{tags['octostore.notebook.copy']}.ipynb"
+    assert copy.read_bytes() == (repo / "notebooks" / "train.ipynb").read_bytes()
+    assert tags["octostore.git.commit"] == git(repo, "rev-parse", "HEAD").strip()
+    assert "ipykernel" in tags["octostore.argv"]  # what really ran: the kernel
