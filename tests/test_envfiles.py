@@ -780,7 +780,8 @@ def test_unreadable_and_missing(tmp_path: Path) -> None:
     r = parse_env_file(tmp_path, "requirements.txt")
     assert r["packages"] == [] and r["warnings"][0].startswith("cannot read")
     (tmp_path / "pyproject.toml").mkdir()
-    assert parse_env_file(tmp_path, "pyproject.toml")["warnings"][0].startswith("cannot read")
+    assert parse_env_file(tmp_path, "pyproject.toml")["warnings"] == [
+        "pyproject.toml is not a regular file (a folder); octostore skipped it"]
     write(tmp_path, "sub/requirements.txt", "x==1\n")
     assert parse_env_file(tmp_path, "./sub//requirements.txt")["path"] == "sub/requirements.txt"
     r = parse_env_file(tmp_path, "train.py")
@@ -800,7 +801,9 @@ def test_too_large(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_common, "MAX_BYTES", 10)
     write(tmp_path, "requirements.txt", "numpy==2.0\nrich==13\n")
     r = parse_env_file(tmp_path, "requirements.txt")
-    assert r["packages"] == [] and "larger than" in r["warnings"][0]
+    assert r["packages"] == [] and r["warnings"] == [
+        "requirements.txt is 20 bytes, over the 10 bytes cap for an environment file;"
+        " octostore skipped it"]
 
 
 @settings(max_examples=60, deadline=None,

@@ -125,11 +125,18 @@ def find_env_files(root: str | os.PathLike[str]) -> list[str]:
                 if entry.name in SKIP_DIRS:
                     continue
                 below += _scan_subdir(entry.path, entry.name)
-            elif entry.is_file() and env_file_kind(entry.name):
+            elif _listed(entry) and env_file_kind(entry.name):
                 top.append(entry.name)
         except OSError:
             continue
     return top + below
+
+
+def _listed(entry: os.DirEntry[str]) -> bool:
+    """A file the search reports: a regular file (or a link to one), and also a FIFO, socket
+    or device under an env file's name, so that its record says it was skipped (reading it
+    is refused without blocking) instead of the file silently missing."""
+    return entry.is_file() or not (entry.is_dir() or entry.is_symlink())
 
 
 def _scan_subdir(path: str, name: str) -> list[str]:
@@ -143,7 +150,7 @@ def _scan_subdir(path: str, name: str) -> list[str]:
     for entry in entries:
         rel = f"{name}/{entry.name}"
         try:
-            if entry.is_file() and env_file_kind(rel):
+            if _listed(entry) and env_file_kind(rel):
                 out.append(rel)
         except OSError:
             continue
@@ -153,7 +160,7 @@ def _scan_subdir(path: str, name: str) -> list[str]:
 def _parsers() -> dict[str, Callable[[str, str, dict[str, Any]], None]]:
     # Imported here, not at module level, so that is_env_file (called by the watcher
     # on every change) does not pay for the parsers.
-    from . import locks, projects, yaml_files
+    from . import locks, pipfile, projects, yaml_files
     from .requirements import parse_requirements_file
 
     return {
@@ -161,7 +168,7 @@ def _parsers() -> dict[str, Callable[[str, str, dict[str, Any]], None]]:
         "pyproject": projects.parse_pyproject,
         "uv_lock": locks.parse_uv_lock,
         "poetry_lock": locks.parse_poetry_lock,
-        "pipfile": projects.parse_pipfile,
+        "pipfile": pipfile.parse_pipfile,
         "pipfile_lock": locks.parse_pipfile_lock,
         "conda": yaml_files.parse_conda,
         "mlproject": yaml_files.parse_mlproject,

@@ -10,7 +10,9 @@ import os
 import re
 from typing import Any
 
-MAX_BYTES = 10 * 1024 * 1024
+from ..safefile import ENV_CAP, Refused, read_bytes
+
+MAX_BYTES = ENV_CAP
 """Files larger than this are not parsed: no real env file is that big, and a
 multi-megabyte lock file would stall the daemon's reply for nothing."""
 
@@ -27,14 +29,13 @@ def read_text(path: str, result: dict[str, Any]) -> str | None:
     are not UTF-8 are replaced, with a warning, rather than losing the whole file.
     """
     try:
-        size = os.path.getsize(path)
-        if size > MAX_BYTES:
-            result["warnings"].append(
-                f"not parsed: {size} bytes is larger than the {MAX_BYTES} byte limit"
-            )
-            return None
-        with open(path, "rb") as f:
-            data = f.read()
+        # Never blocks (a FIFO named requirements.txt is refused, not waited on) and never
+        # reads more than the cap: a cloned repo's files are a stranger's.
+        data = read_bytes(path, MAX_BYTES, "an environment file",
+                          label=result.get("path") or os.path.basename(path))
+    except Refused as exc:
+        result["warnings"].append(str(exc))
+        return None
     except OSError as exc:
         result["warnings"].append(f"cannot read: {exc.strerror or exc}")
         return None

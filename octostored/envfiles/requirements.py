@@ -210,7 +210,7 @@ class RequirementsReader:
             )
             return
         rel = relative(self.root, path)
-        if not os.path.isfile(path):
+        if not os.path.exists(path):  # a FIFO or folder is refused by read_text, by name
             self.result["warnings"].append(f"{context}: included file {rel} not found")
             return
         probe: dict[str, Any] = {"warnings": []}

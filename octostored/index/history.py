@@ -14,6 +14,7 @@ import threading
 from collections import OrderedDict
 
 from ..model import Run
+from ..safefile import open_regular
 from ..sources import filestore
 from ..sources.metricfile import Point
 
@@ -67,23 +68,13 @@ class HistoryCache:
 
     @staticmethod
     def _unchanged_before(path: str, offset: int, witness: bytes) -> bool:
-        try:
-            with open(path, "rb") as f:
-                f.seek(offset - len(witness))
-                return f.read(len(witness)) == witness
-        except OSError:
-            return False
+        return _bytes_at(path, offset - len(witness), len(witness)) == witness
 
     def _put(self, ck: tuple[str, str], points: list[Point], consumed: int,
              st: os.stat_result, path: str) -> None:
         witness = b""
         if consumed:
-            try:
-                with open(path, "rb") as f:
-                    f.seek(max(0, consumed - WITNESS))
-                    witness = f.read(min(consumed, WITNESS))
-            except OSError:
-                witness = b""
+            witness = _bytes_at(path, max(0, consumed - WITNESS), min(consumed, WITNESS)) or b""
         with self._lock:
             old = self._entries.pop(ck, None)
             if old is not None:
@@ -126,3 +117,18 @@ def downsample(points: list[tuple[float, float]], max_points: int) -> list[tuple
         out.extend(sorted({mn, mx}, key=lambda p: p[0]) if mn != mx else [mn])
     out.append(points[-1])
     return out
+
+
+def _bytes_at(path: str, offset: int, n: int) -> bytes | None:
+    """``n`` bytes of the regular file ``path`` at ``offset``; None when it cannot be read
+    (a metric file swapped for a FIFO is refused without blocking)."""
+    try:
+        fd, _st = open_regular(path)
+    except OSError:
+        return None
+    try:
+        return os.pread(fd, n, offset)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)

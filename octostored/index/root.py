@@ -35,7 +35,9 @@ from typing import Any
 import orjson
 
 from ..atomicfile import atomic_write
+from ..gitops.git import head_run_ids
 from ..model import Experiment, Run
+from ..safefile import SMALL_CAP, read_text
 from ..sources import filestore
 from ..sources.discover import COMMITTED_STORE, CONFIG_FILES, StoreRef, config_signature, discover
 from ..sources.remote import RemoteCursor, RemoteError, RemoteScan, RemoteSource, \
@@ -74,6 +76,10 @@ class StoreState:
     server_exps: list[Experiment] = field(default_factory=list)
     applied_cursor: RemoteCursor | None = None
     """Servers: the cursor of the last applied scan (what the sidecar file keeps)."""
+    stale: str = ""
+    """SQLite stores: why the last read failed when the database cannot be read at all (its
+    runs are served as its last known state, each with :func:`stale_warning`); "" once it
+    reads again."""
 
 
 class _RootHistory(HistoryCache):
@@ -265,6 +271,11 @@ class Root:
     async def _full_scan(self, environment: bool = False, git: bool = False) -> None:
         self._config = await asyncio.to_thread(config_signature, self.path)
         refs, warnings = await asyncio.to_thread(discover, self.path)
+        # A database that became a folder or a FIFO is no store to discovery, but its runs
+        # stay, marked as its last known state, until the path is gone or a file again.
+        refs += [st.ref for sid, st in self.stores.items()
+                 if st.ref.kind == "sqlite" and sid not in {r.id for r in refs}
+                 and _special(st.ref.path)]
         known = {r.id for r in refs}
         for sid in list(self.stores):
             if sid not in known:
@@ -300,6 +311,7 @@ class Root:
         changes = self.index.apply(runs, exps, replace_sources=vanished,
                                    environment=environment, git=git)
         self._changed(changes)
+        self._changed(self.index.set_head_runs(await asyncio.to_thread(head_run_ids, self.path)))
         for st in list(self.stores.values()):
             if st.ref.kind == "remote":
                 await self._start_remote(st)
@@ -360,27 +372,37 @@ class Root:
         return runs, exps, warnings
 
     def _read_sqlite(self, st: StoreState) -> tuple[list[Run], list[Experiment], list[str]]:
-        """Every run and experiment of a SQLite store, reading only what changed."""
-        from dataclasses import replace
+        """Every run and experiment of a SQLite store, reading only what changed.
 
+        A database that cannot be read at all (made a folder or a FIFO, truncated, corrupt)
+        keeps its last known runs, each marked with :func:`stale_warning`, and the source says
+        so; the marks go when it reads again."""
         from ..sources import sqlitestore
 
         ref = st.ref
         known = {rid: r for rid, r in self.index.runs.items() if ref.id in r.sources}
         known_exps = [e for e in self.index.experiments.values() if e.source == ref.id]
         cursor = st.cursor if isinstance(st.cursor, sqlitestore.SqliteCursor) else None
-        if cursor is not None and known and sqlitestore.fingerprint(ref.path) == cursor.fingerprint:
-            return [replace(r) for r in known.values()], known_exps, list(st.warnings)
+        if (cursor is not None and known and not st.stale
+                and sqlitestore.fingerprint(ref.path) == cursor.fingerprint):
+            return _fresh(known.values(), ref.id), known_exps, list(st.warnings)
         scan, new_cursor = sqlitestore.read_changed(ref.path, ref.id, cursor)
         warnings = list(scan.warnings)
         if not scan.full and not scan.experiments and not scan.runs and warnings:
-            # The read failed (locked, corrupt): keep what we have, retry on the next change.
-            return [replace(r) for r in known.values()], known_exps, warnings
+            # The read failed: keep what we have, retry on the next change.  Locked for a
+            # moment, the runs are current; unreadable, they are its last known state.
+            st.stale = scan.unreadable
+            if scan.unreadable:
+                if known:  # first, so that status shows it as the source's warning
+                    warnings.insert(0, stale_warning(ref.id, scan.unreadable))
+                return _marked(known.values(), ref.id, scan.unreadable), known_exps, warnings
+            return _fresh(known.values(), ref.id), known_exps, warnings
+        st.stale = ""
         st.cursor = new_cursor
         st.warnings = warnings
         if scan.full:
             return scan.runs, scan.experiments, warnings
-        merged = {rid: replace(r) for rid, r in known.items() if rid not in scan.removed}
+        merged = {r.run_id: r for r in _fresh(known.values(), ref.id) if r.run_id not in scan.removed}
         for run in scan.runs:
             merged[run.run_id] = run
         return list(merged.values()), scan.experiments or known_exps, warnings
@@ -404,7 +426,12 @@ class Root:
         replace: set[str] = set()
         left: dict[str, list[str]] = {}
         if run_dirs or sqlite_ids:
-            results = await asyncio.to_thread(self._read_some, run_dirs, sqlite_ids)
+            source_warnings: dict[str, list[str]] = {}
+            results = await asyncio.to_thread(self._read_some, run_dirs, sqlite_ids,
+                                              source_warnings)
+            for sid, warnings in source_warnings.items():
+                if sid in self.index.sources:
+                    self.index.sources[sid].warnings = warnings
             for sid, (store_runs, store_exps, removed_all, removed_ids) in results.items():
                 self._merge_into(runs, exps, store_runs, store_exps)
                 if removed_all:
@@ -423,6 +450,8 @@ class Root:
         changes = self.index.apply(runs, exps, replace or None, removed=left, environment=env,
                                    git=git)
         self._changed(changes)
+        if git:  # a checkout, reset or commit: `committed` follows HEAD (issue 16, item 6)
+            self._changed(self.index.set_head_runs(await asyncio.to_thread(head_run_ids, self.path)))
 
     def _runs_in_dirs(self, run_dirs: dict[str, set[str]]) -> list[str]:
         return [os.path.basename(d) for dirs in run_dirs.values() for d in dirs]
@@ -480,10 +509,12 @@ class Root:
         return run_dirs, sqlite_ids, env, git
 
     def _read_some(
-        self, run_dirs: dict[str, set[str]], sqlite_ids: set[str]
+        self, run_dirs: dict[str, set[str]], sqlite_ids: set[str],
+        source_warnings: dict[str, list[str]],
     ) -> dict[str, tuple[list[Run], list[Experiment], bool, list[str]]]:
         """What changed in these run folders and SQLite stores: per store (runs, experiments,
-        whether they are all of the store's runs, ids of runs that left it)."""
+        whether they are all of the store's runs, ids of runs that left it).  The new warnings
+        of SQLite stores whose read says something new go into ``source_warnings``."""
         out: dict[str, tuple[list[Run], list[Experiment], bool, list[str]]] = {}
         for sid, dirs in run_dirs.items():
             st = self.stores[sid]
@@ -510,7 +541,7 @@ class Root:
         for sid in sqlite_ids:
             st = self.stores[sid]
             st.last_read = time.time()
-            runs_, exps_, removed_ids, full = self._read_sqlite_changes(st)
+            runs_, exps_, removed_ids, full, warnings = self._read_sqlite_changes(st)
             for r in runs_:
                 r.sources = [sid]
                 r.committed = st.ref.committed
@@ -518,29 +549,36 @@ class Root:
             for rid in removed_ids:
                 self.history.invalidate_run(rid)
             out[sid] = (runs_, exps_, full, removed_ids)
+            if warnings is not None:
+                source_warnings[sid] = warnings
         return out
 
     def _read_sqlite_changes(
         self, st: StoreState
-    ) -> tuple[list[Run], list[Experiment], list[str], bool]:
+    ) -> tuple[list[Run], list[Experiment], list[str], bool, list[str] | None]:
         """Only what changed in a SQLite store since the last read: (runs, experiments, ids of
-        removed runs, whether the runs are all of the store's).  Nothing is copied: a
-        ``log_metric`` on one run of 10,000 costs that run, not the store."""
+        removed runs, whether the runs are all of the store's, the source's warnings or None
+        when unchanged).  Nothing is copied: a ``log_metric`` on one run of 10,000 costs that
+        run, not the store."""
         from ..sources import sqlitestore
 
         ref = st.ref
         cursor = st.cursor if isinstance(st.cursor, sqlitestore.SqliteCursor) else None
-        if cursor is None:  # never read: all of it, as a full scan reads it
-            runs, exps, _ = self._read_store(st)
-            return runs, exps, [], True
+        if cursor is None or st.stale:  # never read, or unreadable until now: all of it
+            runs, exps, warnings = self._read_store(st)
+            return runs, exps, [], True, warnings
         if sqlitestore.fingerprint(ref.path) == cursor.fingerprint:
-            return [], [], [], False
+            return [], [], [], False, None
         scan, new_cursor = sqlitestore.read_changed(ref.path, ref.id, cursor)
         if not scan.full and not scan.experiments and not scan.runs and scan.warnings:
-            return [], [], [], False  # the read failed (locked, corrupt): the next change retries
+            if scan.unreadable:  # its runs become its last known state, marked so
+                runs, exps, warnings = self._read_store(st)
+                return runs, exps, [], True, warnings
+            return [], [], [], False, None  # locked for a moment: the next change retries
         st.cursor = new_cursor
         st.warnings = list(scan.warnings)
-        return scan.runs, scan.experiments, list(scan.removed), scan.full
+        return scan.runs, scan.experiments, list(scan.removed), scan.full, \
+            [w if ref.id in w else f"{ref.id}: {w}" for w in scan.warnings]
 
     # -- notifications and snapshot -------------------------------------------------------
     def _changed(self, changes: Changes | None) -> None:
@@ -697,14 +735,55 @@ def side_stamps(path: str) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
     gitdir = os.path.join(path, ".git")
     refs = ["HEAD", "packed-refs"]
     try:
-        with open(os.path.join(gitdir, "HEAD"), encoding="utf-8", errors="replace") as fh:
-            head = fh.read(1024).strip()
+        head = read_text(os.path.join(gitdir, "HEAD"), SMALL_CAP, "git's HEAD").strip()
         if head.startswith("ref: "):
             refs.append(head[5:])
-    except OSError:
+    except OSError:  # a FIFO or a folder is refused without blocking
         pass
     git = tuple((ref, stamp(os.path.join(gitdir, ref))) for ref in refs)
     return env, git
+
+
+def stale_warning(sid: str, reason: str) -> str:
+    """The warning each run of an unreadable SQLite store carries (and its source too)."""
+    return f"the store {sid} could not be read ({reason}); these runs are its last known state"
+
+
+def _stale_prefix(sid: str) -> str:
+    return f"the store {sid} could not be read ("
+
+
+def _fresh(runs: Any, sid: str) -> list[Run]:
+    """Copies of ``runs`` without the stale mark of store ``sid`` (it reads again)."""
+    prefix = _stale_prefix(sid)
+    out = []
+    for r in runs:
+        c = dataclasses.replace(r)
+        if any(w.startswith(prefix) for w in r.warnings):
+            c.warnings = [w for w in r.warnings if not w.startswith(prefix)]
+        out.append(c)
+    return out
+
+
+def _marked(runs: Any, sid: str, reason: str) -> list[Run]:
+    """Copies of ``runs`` marked as the last known state of the unreadable store ``sid``."""
+    prefix, mark = _stale_prefix(sid), stale_warning(sid, reason)
+    out = []
+    for r in runs:
+        c = dataclasses.replace(r)
+        c.warnings = [w for w in r.warnings if not w.startswith(prefix)] + [mark]
+        out.append(c)
+    return out
+
+
+def _special(path: str) -> bool:
+    """Whether ``path`` exists and is not a regular file (a folder, a FIFO, a device)."""
+    import stat
+
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 def _note_key(sid: str) -> str:

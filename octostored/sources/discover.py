@@ -16,7 +16,8 @@ A root is a git work tree or any folder.  Its stores are:
   A server is one source however often it is named; its id is the URI without user
   info, query or fragment (:func:`~octostored.sources.remote.scrub_uri`), and the
   raw URI and the root's ``.env`` credentials ride along only in fields that are
-  never printed (``uri``, ``env``).
+  never printed (``uri``, ``env``).  Naming a server here trusts it not: the source
+  contacts it only once the user has (:mod:`octostored.servertrust`).
 """
 
 from __future__ import annotations
@@ -155,13 +156,21 @@ def configured_remotes(root: str, warnings: list[str]) -> list[str]:
     return [str(u) for u in remotes if isinstance(u, str)]
 
 
-def read_dotenv(root: str) -> dict[str, str]:
-    """``KEY=value`` lines of the root's ``.env`` (``export``, quotes and comments allowed)."""
+def read_dotenv(root: str, warnings: list[str] | None = None) -> dict[str, str]:
+    """``KEY=value`` lines of the root's ``.env`` (``export``, quotes and comments allowed).
+
+    A ``.env`` that is not a regular file (a FIFO would block) or is over the cap is skipped,
+    with a warning in ``warnings`` when given."""
+    from ..safefile import ENV_CAP, Refused, read_text
+
     out: dict[str, str] = {}
     path = os.path.join(root, ".env")
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            lines = f.read().splitlines()
+        lines = read_text(path, ENV_CAP, "a .env file", label=".env").splitlines()
+    except Refused as exc:
+        if warnings is not None:
+            warnings.append(str(exc))
+        return out
     except OSError:
         return out
     for line in lines:
@@ -197,7 +206,7 @@ def configured_stores(root: str, warnings: list[str]) -> list[str]:
         stores = section.get("stores", [])
         if isinstance(stores, list):
             uris.extend(str(s) for s in stores)
-    uri = read_dotenv(root).get("MLFLOW_TRACKING_URI")
+    uri = read_dotenv(root, warnings).get("MLFLOW_TRACKING_URI")
     if uri:
         uris.append(uri)
     return uris

@@ -37,6 +37,8 @@ import sys
 from array import array
 from typing import Any
 
+from octostored.safefile import open_regular
+
 WATCHED = ("runs", "tags")
 """Tables whose rows MLflow updates in place or deletes (the others are insert-only)."""
 
@@ -52,7 +54,7 @@ def shm_header(db_path: str) -> tuple[bytes, int] | None:
     """(salts, mxFrame) of the wal-index header in ``-shm``; None when absent, uninitialised or
     torn (SQLite keeps two copies and a reader trusts them only when they agree)."""
     try:
-        fd = os.open(db_path + "-shm", os.O_RDONLY)
+        fd, _st = open_regular(db_path + "-shm")  # never blocks on a FIFO
     except OSError:
         return None
     try:
@@ -128,7 +130,7 @@ class _View:
     def _pread(self, suffix: str, n: int, offset: int) -> bytes:
         fd = self.fds.get(suffix)
         if fd is None:
-            fd = self.fds[suffix] = os.open(self.db_path + suffix, os.O_RDONLY)
+            fd = self.fds[suffix] = open_regular(self.db_path + suffix)[0]  # Refused: OSError
         return os.pread(fd, n, offset)
 
     def _frame(self, i: int, size: int = 24) -> bytes | None:

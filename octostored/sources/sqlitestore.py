@@ -55,6 +55,7 @@ from typing import Any
 from urllib.parse import quote
 
 from octostored.model import ACTIVE, Experiment, LatestMetric, Run
+from octostored.safefile import Refused, check_regular, open_regular
 from octostored.sources import sqlitepages
 
 MLFLOW_HEAD = "dc11669786a5"
@@ -103,6 +104,13 @@ _DATASET = ("source_type", "source", "schema", "profile")
 
 class SqliteStoreError(Exception):
     """The database could not be read: missing, locked too long, corrupt or not MLflow's."""
+
+    def __init__(self, message: str, reason: str = "", locked: bool = False) -> None:
+        super().__init__(message)
+        self.reason = reason or message
+        """What is wrong, without the path ("file is not a database")."""
+        self.locked = locked
+        """A writer held it: it reads again shortly, its runs are not stale."""
 
 
 @dataclass(slots=True)
@@ -156,6 +164,9 @@ class SqliteScan:
     compared: tuple[str, ...] = ()
     """Tables (``runs``, ``tags``) whose rows an incremental read compared run by run because
     their pages changed; empty when neither did (and on a full read)."""
+    unreadable: str = ""
+    """Why the read failed when the database cannot be read at all (not a regular file,
+    truncated, corrupt, not MLflow's), as opposed to locked for a moment; "" otherwise."""
 
 
 def fingerprint(db_path: str) -> str:
@@ -171,13 +182,19 @@ def fingerprint(db_path: str) -> str:
     for suffix, offset, size in (("", 24, 4), ("-wal", 0, 0), ("-shm", 0, 48)):
         path = db_path + suffix
         try:
-            st = os.stat(path)
-            with open(path, "rb") as fh:
-                fh.seek(offset)
-                head = fh.read(size).hex()
+            fd, st = open_regular(path)  # never blocks: mlflow.db may have become a FIFO
+        except Refused:
+            parts.append("!")
+            continue
         except OSError:
             parts.append("-")
             continue
+        try:
+            head = os.pread(fd, size, offset).hex() if size else ""
+        except OSError:
+            head = "?"
+        finally:
+            os.close(fd)
         stamp = "" if suffix == "-shm" else f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:"
         parts.append(stamp + head)
     return "|".join(parts)
@@ -201,7 +218,8 @@ def read_changed(db_path: str, source_id: str,
     try:
         return _in_read_transaction(db_path, lambda c: _read(c, db_path, source_id, since, fp))
     except SqliteStoreError as exc:
-        return SqliteScan([], [], [], [str(exc)], "", False), since
+        return SqliteScan([], [], [], [str(exc)], "", False,
+                          unreadable="" if exc.locked else exc.reason), since
     finally:
         if enabled:
             gc.enable()
@@ -238,24 +256,52 @@ def _in_read_transaction(db_path: str, work: Callable[[sqlite3.Connection], Any]
     for attempt in range(_ATTEMPTS):
         if attempt:
             time.sleep(0.05 * attempt)
+        # SQLite opens the file itself, without O_NONBLOCK: on a FIFO it would wait for a
+        # writer forever, holding a worker thread.  Only a regular file is handed to it.
+        _check_files(db_path)
         try:
             conn = sqlite3.connect(uri, uri=True, timeout=_BUSY_S, isolation_level=None)
         except sqlite3.Error as exc:
-            raise SqliteStoreError(f"cannot open {db_path} read-only: {exc}") from exc
+            raise SqliteStoreError(f"cannot open {db_path} read-only: {exc}",
+                                   f"cannot open it: {exc}") from exc
         try:
             conn.execute("BEGIN")
             return work(conn)  # closing the connection below ends the transaction
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) and "busy" not in str(exc):
-                raise SqliteStoreError(f"cannot read {db_path}: {exc}") from exc
+                raise SqliteStoreError(f"cannot read {db_path}: {exc}", str(exc)) from exc
             last = str(exc)
         except sqlite3.DatabaseError as exc:
             raise SqliteStoreError(
                 f"cannot read {db_path}: {exc} (truncated, corrupt or not a database);"
-                " restore it from a backup or remove it from the configuration") from exc
+                " restore it from a backup or remove it from the configuration",
+                f"{exc}: truncated, corrupt or not a database") from exc
         finally:
             conn.close()
-    raise SqliteStoreError(f"{db_path} stayed locked by a writer ({last}); read it again later")
+    raise SqliteStoreError(f"{db_path} stayed locked by a writer ({last}); read it again later",
+                           locked=True)
+
+
+def _check_files(db_path: str) -> None:
+    """Raise :class:`SqliteStoreError` unless the database and the side files SQLite may open
+    (``-wal``, ``-shm``, ``-journal``) are regular files, so that no open of SQLite's blocks."""
+    try:
+        check_regular(db_path)
+    except Refused as exc:
+        raise SqliteStoreError(f"cannot read {db_path}: it is {exc.detail}",
+                               f"it is {exc.detail}") from exc
+    except OSError as exc:
+        raise SqliteStoreError(f"cannot open {db_path} read-only: {exc.strerror or exc}",
+                               f"cannot open it: {exc.strerror or exc}") from exc
+    for suffix in ("-wal", "-shm", "-journal"):
+        try:
+            check_regular(db_path + suffix)
+        except Refused as exc:
+            raise SqliteStoreError(f"cannot read {db_path}: its {suffix[1:]} file is"
+                                   f" {exc.detail}", f"its {suffix[1:]} file is {exc.detail}"
+                                   ) from exc
+        except OSError:
+            pass  # absent: SQLite makes or skips it
 
 
 class _Schema:

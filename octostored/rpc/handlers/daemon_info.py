@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ... import __version__
 from .. import protocol
+from ..deadline import seconds_for, within
 from ..params import Params
 
 if TYPE_CHECKING:
@@ -63,7 +64,8 @@ def register(ls: LanguageServer, daemon: Daemon) -> None:
     @ls.feature("octostore/open")
     async def open_(ls: LanguageServer, params: Any) -> dict[str, Any]:
         p = Params("octostore/open", params)
-        root = await daemon.root(p.str("root", required=True))
+        root = await within(daemon.root(p.str("root", required=True)),
+                            seconds_for("octostore/open"), "octostore/open")
         return root_summary(root)
 
     @ls.feature("octostore/sync")
@@ -97,7 +99,10 @@ def register(ls: LanguageServer, daemon: Daemon) -> None:
         root = await daemon.root(p.str("root", required=True))
         from ...envfiles import environment_summary
 
-        summary = await asyncio.to_thread(environment_summary, root.path)
+        # Env files are read without blocking and within a cap (a FIFO or a huge file is a
+        # warning in its record); the deadline is the second wall.
+        summary = await within(asyncio.to_thread(environment_summary, root.path),
+                               seconds_for("octostore/environment"), "octostore/environment")
         return {"root": root.path, "clock": root.index.clock, **summary}
 
     @ls.feature("octostore/shutdown")

@@ -15,6 +15,7 @@ param's hover scores runs by first.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import os
 from dataclasses import dataclass, field
@@ -26,7 +27,10 @@ from pygls.uris import to_fs_path
 from ...lsp import features
 from ...lsp.attribution import attribution
 from ...lsp.calls import FileCalls, find_calls
-from ..errors import OctostoreError
+from ...lsp.parseproc import CHILD_MIN, parse_in_child
+from ...safefile import SOURCE_CAP, Refused, read_text, too_big
+from ..deadline import within
+from ..errors import DeadlineExceeded, OctostoreError
 
 if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
@@ -36,6 +40,22 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+SOURCE_WHAT = "a Python file the language server parses"
+
+_PARSE_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="lsp-parse")
+"""Reading a file from disk and parsing a small one run here: off the event loop (other
+clients keep being answered) and off the pool every handler shares (they cannot starve it).
+A big source is parsed in a child process (:mod:`octostored.lsp.parseproc`)."""
+
+
+def read_source(path: str) -> str:
+    """A Python file from disk for a document the editor did not open (refused: not a
+    regular file, over :data:`~octostored.safefile.SOURCE_CAP`)."""
+    return read_text(path, SOURCE_CAP, SOURCE_WHAT, label=os.path.basename(path))
+
+
+FEATURE_DEADLINE = 30.0
+"""Seconds a code lens, hover or inlay hint request may take before it answers empty."""
 REFRESH_POLL = 0.25
 """Seconds between looks at the clocks of the roots whose files the client shows."""
 REFRESH_MIN_INTERVAL = 1.0
@@ -49,6 +69,10 @@ class _Conn:
     """uri -> (root path, file path, signature of the runs shown) for refreshes."""
     key_metric: str | None = None
     refresher: asyncio.Task[None] | None = None
+    parsing: dict[tuple[str, int], asyncio.Future[FileCalls]] = field(default_factory=dict)
+    """Parses under way, by (uri, hash of the text)."""
+    refused: set[str] = field(default_factory=set)
+    """Files already reported as refused (not a regular file, over the cap)."""
 
 
 def _is_python(uri: str, language_id: str | None = None) -> bool:
@@ -96,21 +120,62 @@ def register(ls: LanguageServer, daemon: Daemon) -> None:
                 return root
         return None
 
-    def parsed(uri: str) -> FileCalls | None:
+    async def parsed(uri: str) -> FileCalls | None:
         doc = ls.workspace.get_text_document(uri)
-        try:
-            source = doc.source
-        except OSError:
-            return None
+        if doc._source is None:  # not opened by the editor: pygls would read the disk here
+            if not doc.path:
+                return None
+            try:  # never blocks (a FIFO) and never reads past the cap, off the event loop
+                source = await asyncio.get_running_loop().run_in_executor(
+                    _PARSE_POOL, read_source, doc.path)
+            except Refused as exc:  # a FIFO, a device, too big: say why it gets nothing
+                refused(uri, exc)
+                return None
+            except OSError:  # gone or unreadable, as when pygls read it
+                return None
+        else:
+            source = doc._source
+            if len(source) > SOURCE_CAP:  # characters: at least as many bytes
+                refused(uri, too_big(os.path.basename(doc.path or uri),
+                                     len(source.encode("utf-8", "replace")), SOURCE_CAP,
+                                     SOURCE_WHAT))
+                return None
         h = hash(source)
         hit = conn.parses.get(uri)
         if hit is not None and hit[0] == h:
             return hit[1]
-        fc = find_calls(source)
+        key = (uri, h)
+        pending = conn.parsing.get(key)
+        if pending is None:  # one parse per version, however many requests ask for it
+            if len(source) >= CHILD_MIN:  # seconds of C code holding the GIL: another process
+                pending = asyncio.ensure_future(parse_in_child(source))
+            else:
+                pending = asyncio.get_running_loop().run_in_executor(
+                    _PARSE_POOL, find_calls, source)
+            conn.parsing[key] = pending
+            pending.add_done_callback(lambda _f: conn.parsing.pop(key, None))
+        try:
+            fc = await asyncio.shield(pending)
+        except (TimeoutError, OSError) as exc:
+            refused(uri, OSError(f"{os.path.basename(doc.path or uri)} could not be parsed in"
+                                 f" time ({type(exc).__name__}); octostore skipped it"))
+            return None
         if fc.error is not None and hit is not None:
             return hit[1]  # mid-edit syntax error: keep the last good parse
         conn.parses[uri] = (h, fc)
         return fc
+
+    def refused(uri: str, exc: OSError) -> None:
+        """Say once per file and connection why it gets no lenses (a FIFO, too big)."""
+        if uri in conn.refused:
+            return
+        conn.refused.add(uri)
+        log.info("no lenses for %s: %s", uri, exc)
+        try:
+            ls.protocol.notify(lsp.WINDOW_LOG_MESSAGE, lsp.LogMessageParams(
+                lsp.MessageType.Warning, f"octostore: {exc}"))
+        except Exception:  # the connection went away
+            log.debug("logMessage failed", exc_info=True)
 
     async def context(uri: str, language_id: str | None = None):
         if not _is_python(uri, language_id):
@@ -118,7 +183,7 @@ def register(ls: LanguageServer, daemon: Daemon) -> None:
         path = to_fs_path(uri)
         if not path:
             return None
-        fc = parsed(uri)
+        fc = await parsed(uri)
         if fc is None or not fc.calls:
             return None
         root = await root_for(path)
@@ -131,6 +196,16 @@ def register(ls: LanguageServer, daemon: Daemon) -> None:
             return None
         rel = os.path.relpath(os.path.realpath(path), root.path)
         return root, fc, runs, rel
+
+    async def bounded_context(uri: str):
+        """:func:`context` within :data:`FEATURE_DEADLINE`: an editor's request never waits
+        on a root or a parse for longer; it gets no lenses this time and asks again."""
+        try:
+            return await within(context(uri, language_of(uri)), FEATURE_DEADLINE,
+                                "the language features of " + uri)
+        except DeadlineExceeded as exc:
+            log.warning("%s", exc)
+            return None
 
     def language_of(uri: str) -> str | None:
         doc = ls.protocol._workspace and ls.workspace.text_documents.get(uri)
@@ -153,6 +228,7 @@ def register(ls: LanguageServer, daemon: Daemon) -> None:
     def did_close(ls: LanguageServer, params: lsp.DidCloseTextDocumentParams) -> None:
         conn.parses.pop(params.text_document.uri, None)
         conn.served.pop(params.text_document.uri, None)
+        conn.refused.discard(params.text_document.uri)
 
     @ls.feature(lsp.WORKSPACE_DID_CHANGE_CONFIGURATION)
     def did_change_configuration(ls: LanguageServer, params: lsp.DidChangeConfigurationParams) -> None:
@@ -166,7 +242,7 @@ def register(ls: LanguageServer, daemon: Daemon) -> None:
     @ls.feature(lsp.TEXT_DOCUMENT_CODE_LENS, lsp.CodeLensOptions(resolve_provider=False))
     async def code_lens(ls: LanguageServer, params: lsp.CodeLensParams) -> list[lsp.CodeLens]:
         uri = params.text_document.uri
-        ctx = await context(uri, language_of(uri))
+        ctx = await bounded_context(uri)
         if ctx is None:
             return []
         root, fc, runs, _rel = ctx
@@ -175,7 +251,7 @@ def register(ls: LanguageServer, daemon: Daemon) -> None:
     @ls.feature(lsp.TEXT_DOCUMENT_HOVER)
     async def hover(ls: LanguageServer, params: lsp.HoverParams) -> lsp.Hover | None:
         uri = params.text_document.uri
-        ctx = await context(uri, language_of(uri))
+        ctx = await bounded_context(uri)
         if ctx is None:
             return None
         _root, fc, runs, rel = ctx
@@ -185,7 +261,7 @@ def register(ls: LanguageServer, daemon: Daemon) -> None:
     @ls.feature(lsp.TEXT_DOCUMENT_INLAY_HINT, lsp.InlayHintOptions(resolve_provider=False))
     async def inlay_hint(ls: LanguageServer, params: lsp.InlayHintParams) -> list[lsp.InlayHint]:
         uri = params.text_document.uri
-        ctx = await context(uri, language_of(uri))
+        ctx = await bounded_context(uri)
         if ctx is None:
             return []
         _root, fc, runs, _rel = ctx
