@@ -177,6 +177,12 @@ def state_dir() -> str:
     return os.path.join(base, "octostore")
 
 
+def config_dir() -> str:
+    """The user's own octostore configuration (trusted servers, user settings): never a repo's."""
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return os.path.join(base, "octostore")
+
+
 def cache_dir() -> str:
     env = os.environ.get("OCTOSTORE_CACHE_DIR")
     if env:

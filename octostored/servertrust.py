@@ -19,6 +19,8 @@ import os
 import tomllib
 from urllib.parse import urlsplit
 
+from .paths import config_dir
+
 FILE_TOML = "trusted-servers.toml"
 FILE_JSON = "trusted-servers.json"
 MAX_BYTES = 1 << 20
@@ -32,9 +34,6 @@ class TrustFileError(ValueError):
     """The trust file cannot be read or written; ``str()`` is one sentence with what to do."""
 
 
-def config_dir() -> str:
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return os.path.join(base, "octostore")
 
 
 def trust_path() -> str:

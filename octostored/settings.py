@@ -1,5 +1,7 @@
 """The project's octostore settings: ``octostore.toml`` (the whole file), then
-``[tool.octostore]`` of ``pyproject.toml``, at the root.
+``[tool.octostore]`` of ``pyproject.toml``, at the root; and the user's own settings,
+``config.toml`` in :func:`~octostored.paths.config_dir`, for what a repo must not decide
+(a repo is a stranger's input: it may not, say, empty the user's environment cache).
 
 Standard library only: the capture plugin reads ``capture_console`` inside the user's
 training process.
@@ -45,4 +47,41 @@ def table(root: str, name: str) -> dict[str, Any] | None:
         sub = section.get(name)
         if isinstance(sub, dict):
             return sub
+    return None
+
+
+USER_FILE = "config.toml"
+
+
+def user_sections(warnings: list[str] | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """The user's own settings file, as :func:`sections` gives a project's."""
+    from .paths import config_dir
+
+    path = os.path.join(config_dir(), USER_FILE)
+    if not os.path.isfile(path):
+        return []
+    try:
+        with open(path, "rb") as f:
+            return [(path, tomllib.load(f))]
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        if warnings is not None:
+            warnings.append(f"{path}: cannot read configuration ({exc})")
+        return []
+
+
+def env_cache_max_gb(root: str | None = None, warnings: list[str] | None = None) -> float | None:
+    """``env_cache_max_gb`` in the user's ``config.toml``: the most disk (in GB, 10⁹ bytes)
+    that built reproduction environments may take, or None (no cap).  The cache is the
+    user's, shared by every repo, so a repo's own settings do not set it (``root`` is kept
+    for callers).  A value that is not a number >= 0 is ignored, with a warning."""
+    for name, section in user_sections(warnings):
+        value = section.get("env_cache_max_gb")
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            if warnings is not None:
+                warnings.append(f"{name}: env_cache_max_gb must be a number of GB (0 or more), "
+                                f"not {value!r}; no cap is applied")
+            return None
+        return float(value)
     return None

@@ -9,6 +9,11 @@ builds nothing.  Builds of one key are serialised by ``flock`` on
 ``<key>.lock`` (polled, so a waiting job stays cancellable); a folder
 without its marker is a build that died, and is removed by whoever takes the
 lock next.  A build that is cancelled removes its folder on the way out.
+A job holds ``<key>.use`` (shared ``flock``) while it has the environment
+(:meth:`BuiltEnv.hold`), and each use rewrites ``octostore-used.json`` in the
+folder (atomically): ``octostore cache list|prune`` and the size cap
+(``env_cache_max_gb``: after a new build, the least recently used environments
+not in use are removed until the cache fits) read both (:mod:`.envcache`).
 
 **Builder.**  ``uv venv`` + ``uv pip install`` with ``UV_COMPILE_BYTECODE=1``
 (these machines set ``PYTHONDONTWRITEBYTECODE=1``: without bytecode every
@@ -38,14 +43,15 @@ import re
 import shutil
 import sys
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import paths
+from .. import paths, settings
 from ..capture import envlock as capture_envlock
 from ..jobs import JobContext, JobError
-from . import proc
+from . import envcache, proc
 from .envspec import EnvSpec, normalize_pin
 from .interpreters import Interpreter, default_interpreter, find_python, find_uv, interpreters
 
@@ -66,12 +72,31 @@ class BuiltEnv:
     failed: list[str] = field(default_factory=list)
     differences: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    evicted: list[dict[str, Any]] = field(default_factory=list)
+    """Environments removed to keep the cache under its cap when this one was built."""
+    _release: Callable[[], None] | None = field(default=None, repr=False, compare=False)
 
     def describe(self) -> dict[str, Any]:
-        return {"dir": self.dir, "python": self.python, "python_version": self.version,
-                "key": self.key, "tool": self.tool, "cached": self.cached,
-                "build_seconds": round(self.seconds, 3), "failed_packages": self.failed,
-                "notes": self.notes}
+        out = {"dir": self.dir, "python": self.python, "python_version": self.version,
+               "key": self.key, "tool": self.tool, "cached": self.cached,
+               "build_seconds": round(self.seconds, 3), "failed_packages": self.failed,
+               "notes": self.notes}
+        if self.evicted:
+            out["cache_evicted"] = self.evicted
+        return out
+
+    def hold(self, folder: str) -> None:
+        """Mark the environment in use (a shared lock that pruning respects) until
+        :meth:`release`, or until this object is garbage collected."""
+        if self._release is not None or not self.key:
+            return
+        fd = envcache.hold_use(folder, self.key)
+        self._release = weakref.finalize(self, os.close, fd)
+
+    def release(self) -> None:
+        """The job no longer runs in this environment: it may be pruned."""
+        if self._release is not None:
+            self._release()
 
 
 def env_key(spec: EnvSpec, interp: Interpreter, tool: str) -> str:
@@ -82,8 +107,10 @@ def env_key(spec: EnvSpec, interp: Interpreter, tool: str) -> str:
 
 # -- building ---------------------------------------------------------------------------------
 class EnvCache:
-    def __init__(self, folder: str) -> None:
+    def __init__(self, folder: str, root: str | None = None) -> None:
         self.folder = folder
+        self.root = root
+        """The repo whose settings (``env_cache_max_gb``) apply; default: the job's root."""
 
     def path(self, key: str) -> str:
         return os.path.join(self.folder, key)
@@ -117,6 +144,8 @@ class EnvCache:
         """
         if spec.kind == "current":
             return await self._current(spec)
+        if spec.why and ctx is not None:
+            ctx.progress(spec.why)
         interp, diffs = await find_python(spec.python)
         blocking = [d for d in diffs if d.get("blocking")]
         if interp is None:
@@ -140,9 +169,12 @@ class EnvCache:
                 if failed and not allow:
                     raise _blocked([{"what": "package", "blocking": True, "name": n,
                                      "message": f"{n} does not install"} for n in failed], spec)
-                return BuiltEnv(folder, _bin(folder), marker.get("python_version", ""), key,
-                                marker.get("tool", tool), True, 0.0, marker.get("lock"),
-                                failed=failed, differences=diffs, notes=list(spec.notes))
+                env = BuiltEnv(folder, _bin(folder), marker.get("python_version", ""), key,
+                               marker.get("tool", tool), True, 0.0, marker.get("lock"),
+                               failed=failed, differences=diffs, notes=list(spec.notes))
+                env.hold(self.folder)
+                envcache.touch_used(folder)
+                return env
             if ctx is not None:
                 ctx.progress(f"building with {tool}: Python {interp.version}, "
                              f"{len([r for r in spec.requirements if not r.startswith('-')])} "
@@ -158,6 +190,9 @@ class EnvCache:
             built.key = key
             built.notes = list(spec.notes)
             _write_marker(folder, built, spec)
+            built.hold(self.folder)
+            envcache.touch_used(folder)
+            await self._cap(built, ctx)
             return built
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
@@ -165,9 +200,46 @@ class EnvCache:
             if ctx is not None:
                 ctx.record(env_dir=None, env_lock=None)
 
+    async def _cap(self, built: BuiltEnv, ctx: JobContext | None) -> None:
+        """Keep the cache under ``env_cache_max_gb`` (the user's config.toml): the least
+        recently used environments go first, never one in use; say so when it happens."""
+        root = self.root or (ctx.job.root if ctx is not None else None)
+        if root is None:
+            return
+        warnings: list[str] = []
+        cap = settings.env_cache_max_gb(root, warnings)
+        for w in warnings:
+            built.notes.append(w)
+        if cap is None:
+            return
+        removed, total = await asyncio.to_thread(envcache.enforce_cap, self.folder, cap,
+                                                 frozenset({built.key}))
+        if not removed:
+            if total > cap * envcache.GB:
+                built.notes.append(
+                    f"the environment cache holds {envcache.human(total)}, over its "
+                    f"{cap:g} GB cap (env_cache_max_gb), and nothing more can be removed "
+                    "(the others are in use, or this one alone is over the cap); see "
+                    "`octostore cache list`")
+            return
+        freed = sum(e.size_bytes for e in removed)
+        built.evicted = [{"key": e.key, "source": e.source, "size_bytes": e.size_bytes,
+                          "last_used": e.last_used} for e in removed]
+        msg = (f"the environment cache went over its {cap:g} GB cap (env_cache_max_gb): "
+               f"removed {len(removed)} least recently used environment(s), "
+               f"{envcache.human(freed)} freed")
+        built.notes.append(msg)
+        if ctx is not None:
+            ctx.progress(msg)
+
     async def _current(self, spec: EnvSpec) -> BuiltEnv:
         python = spec.interpreter or getattr(sys, "_base_executable", sys.executable)
+        _check_interpreter(python)
         lock = await lock_of(python)
+        if lock is None:
+            raise JobError("environment", f"{python} does not run as a Python interpreter",
+                           "pass --python with the path of a Python interpreter (for example "
+                           "the python of your virtual environment)")
         version = ((lock or {}).get("python") or {}).get("version", "")
         prefix = os.path.dirname(os.path.dirname(python))
         return BuiltEnv(prefix, python, version, "", "current", True, 0.0, lock)
@@ -382,10 +454,26 @@ def _read_marker(folder: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def _check_interpreter(python: str) -> None:
+    """Raises JobError (one sentence) when ``python`` is not a program that can run."""
+    why = None
+    if not os.path.exists(python):
+        why = "does not exist"
+    elif os.path.isdir(python):
+        why = "is a folder, not an interpreter"
+    elif not os.access(python, os.X_OK):
+        why = "is not executable"
+    if why is not None:
+        raise JobError("environment", f"the interpreter {python} {why}",
+                       "pass --python with the path of a Python interpreter (for example the "
+                       "python of your virtual environment), or leave out --env current")
+
+
 def _write_marker(folder: str, built: BuiltEnv, spec: EnvSpec) -> None:
     data = {"key": built.key, "tool": built.tool, "python_version": built.version,
             "built": time.time(), "seconds": round(built.seconds, 3), "failed": built.failed,
-            "spec": spec.describe(), "lock": built.lock}
+            "spec": spec.describe(), "lock": built.lock,
+            "lock_sha256": lock_digest(built.lock)[0] if built.lock else ""}
     tmp = os.path.join(folder, MARKER + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(data, f)

@@ -77,6 +77,8 @@ class EnvSpec:
     """The run's captured lock, when there is one (to list what differs)."""
     interpreter: str | None = None
     """For ``current``: the interpreter to use as it is."""
+    why: str = ""
+    """Which environment file was used and why not the others, when several could be."""
 
     def key_material(self) -> dict[str, Any]:
         """What decides the environment's content.  An exact closure (a lock, or requirements
@@ -93,7 +95,8 @@ class EnvSpec:
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "source": self.source, "python": self.python,
                 "packages": len([r for r in self.requirements if not r.startswith("-")]),
-                "skipped": self.skipped, "notes": self.notes, "extras": self.extras}
+                "skipped": self.skipped, "notes": self.notes, "extras": self.extras,
+                **({"why": self.why} if self.why else {})}
 
 
 def normalize_pin(line: str) -> str:

@@ -3,8 +3,9 @@
 Searched in the run's folder first, then each folder up to the repo's top; the first
 that declares anything wins, in this order: ``uv.lock`` with ``pyproject.toml``
 (through ``uv export --frozen --no-dev`` when uv is here, so markers apply),
-``Pipfile.lock``, ``requirements*.txt`` (``-r``/``-c`` includes followed), the
-MLproject's ``python_env`` (or ``conda_env``), ``conda.yaml``/``environment.yml``
+``Pipfile.lock``, ``requirements*.txt`` (``-r``/``-c`` includes followed), a
+``Pipfile`` without its lock (``[packages]``, resolved now), the MLproject's
+``python_env`` (or ``conda_env``), ``conda.yaml``/``environment.yml``
 (their pip section; conda packages are installed from PyPI under the same name where
 they have one, conda-only ones are listed), ``python_env.yaml``, ``pyproject.toml``
 alone.  The Python version comes from ``.python-version``, the file itself, or the
@@ -26,7 +27,7 @@ from typing import Any
 from .envspec import EnvSpec, EnvUnavailable
 
 PROJECT_ORDER = ("uv.lock", "Pipfile.lock", "requirements.txt", "requirements/*.txt",
-                 "MLproject", "conda.yaml", "environment.yml", "environment.yaml",
+                 "Pipfile", "MLproject", "conda.yaml", "environment.yml", "environment.yaml",
                  "pyproject.toml")
 
 
@@ -48,66 +49,250 @@ def from_project(worktree: str, cwd: str, commit: str,
     """The environment the repo's files declare at the commit checked out at ``worktree``.
 
     ``uv_export`` is the output of ``uv export`` when the caller ran it for a ``uv.lock``
-    (see :func:`uv_lock_dir`); without it a ``uv.lock`` is read directly.
+    (see :func:`uv_lock_dir`); without it a ``uv.lock`` is read directly.  When other
+    files could have been used too, a note says which one was used and why.
 
     Raises:
         EnvUnavailable: no environment file declares anything.
     """
-    from ..envfiles import parse_env_file
-
     short = commit[:10]
     for folder in project_dirs(worktree, cwd):
-        rel_folder = os.path.relpath(folder, worktree)
-        prefix = "" if rel_folder == "." else rel_folder + "/"
-        python = _python_hint(folder, worktree)
-        if os.path.isfile(os.path.join(folder, "uv.lock")) and os.path.isfile(
-                os.path.join(folder, "pyproject.toml")):
-            spec = _from_uv_lock(folder, worktree, uv_export, python)
-            spec.source = f"{prefix}uv.lock at {short}"
+        found = _from_folder(worktree, folder, short, uv_export)
+        if found is not None:
+            spec, kind = found
+            spec.why = _why(worktree, folder, cwd, spec.source.split(" ", 1)[0], kind)
+            if spec.why:
+                spec.notes.insert(0, spec.why)
             return spec
-        if os.path.isfile(os.path.join(folder, "Pipfile.lock")):
-            rec = parse_env_file(worktree, prefix + "Pipfile.lock")
-            reqs = [f"{p['name']}{p['spec']}" for p in rec["packages"]
-                    if not p.get("editable") and not p.get("url")]
-            return EnvSpec("project", f"{prefix}Pipfile.lock at {short}",
-                           python=python or rec.get("python"), requirements=reqs, no_deps=True,
-                           material=_file_material(worktree, [prefix + "Pipfile.lock"]),
-                           workdir=folder)
-        reqs_file = _requirements_file(folder)
-        if reqs_file is not None:
-            lines, pythonpath, material = flatten_requirements(reqs_file, worktree)
-            return EnvSpec("project", f"{os.path.relpath(reqs_file, worktree)} at {short}",
-                           python=python, requirements=lines, pythonpath=pythonpath,
-                           material={"files": material, "python": python}, workdir=folder)
-        mlproject = os.path.join(folder, "MLproject")
-        if os.path.isfile(mlproject):
-            rec = parse_env_file(worktree, prefix + "MLproject")
-            env = rec.get("env") or {}
-            if env.get("kind") == "python_env" and env.get("path") and os.path.isfile(
-                    os.path.join(worktree, env["path"])):
-                return _from_python_env(worktree, env["path"], python, short)
-            if env.get("kind") == "conda_env" and env.get("path") and os.path.isfile(
-                    os.path.join(worktree, env["path"])):
-                return _from_conda(worktree, env["path"], python, short)
-        for name in ("conda.yaml", "environment.yml", "environment.yaml"):
-            if os.path.isfile(os.path.join(folder, name)):
-                return _from_conda(worktree, prefix + name, python, short)
-        if os.path.isfile(os.path.join(folder, "python_env.yaml")):
-            return _from_python_env(worktree, prefix + "python_env.yaml", python, short)
-        if os.path.isfile(os.path.join(folder, "pyproject.toml")):
-            rec = parse_env_file(worktree, prefix + "pyproject.toml")
-            reqs = [_req_line(p) for p in rec["packages"] if not p.get("optional")
-                    and not p.get("group")]
-            if reqs or rec.get("python"):
-                return EnvSpec("project", f"{prefix}pyproject.toml at {short}",
-                               python=python or rec.get("python"), requirements=reqs,
-                               pythonpath=[rel_folder if rel_folder != "." else "."],
-                               material=_file_material(worktree, [prefix + "pyproject.toml"]),
-                               workdir=folder)
     raise EnvUnavailable(f"the repo declares no environment at commit {short} (no "
-                         "requirements.txt, pyproject.toml, uv.lock, Pipfile.lock, conda.yaml "
-                         "or MLproject python_env)",
+                         "requirements.txt, pyproject.toml, uv.lock, Pipfile, Pipfile.lock, "
+                         "conda.yaml or MLproject python_env)",
                          "use --env current to run it with an interpreter you choose")
+
+
+def _from_folder(worktree: str, folder: str, short: str,
+                 uv_export: list[str] | None) -> tuple[EnvSpec, str] | None:
+    """The first environment file of ``folder`` that declares anything (PROJECT_ORDER),
+    and the kind of choice it was (a key of ``_WHY``)."""
+    from ..envfiles import parse_env_file
+
+    rel_folder = os.path.relpath(folder, worktree)
+    prefix = "" if rel_folder == "." else rel_folder + "/"
+    python = _python_hint(folder, worktree)
+    if os.path.isfile(os.path.join(folder, "uv.lock")) and os.path.isfile(
+            os.path.join(folder, "pyproject.toml")):
+        spec = _from_uv_lock(folder, worktree, uv_export, python)
+        spec.source = f"{prefix}uv.lock at {short}"
+        return spec, "lock"
+    if os.path.isfile(os.path.join(folder, "Pipfile.lock")):
+        rec = parse_env_file(worktree, prefix + "Pipfile.lock")
+        reqs = [f"{p['name']}{p['spec']}" for p in rec["packages"]
+                if not p.get("editable") and not p.get("url")]
+        return EnvSpec("project", f"{prefix}Pipfile.lock at {short}",
+                       python=python or rec.get("python"), requirements=reqs, no_deps=True,
+                       material=_file_material(worktree, [prefix + "Pipfile.lock"]),
+                       workdir=folder), "lock"
+    reqs_file = _requirements_file(folder)
+    if reqs_file is not None:
+        lines, pythonpath, material = flatten_requirements(reqs_file, worktree)
+        return EnvSpec("project", f"{os.path.relpath(reqs_file, worktree)} at {short}",
+                       python=python, requirements=lines, pythonpath=pythonpath,
+                       material={"files": material, "python": python},
+                       workdir=folder), "requirements"
+    if os.path.isfile(os.path.join(folder, "Pipfile")):
+        spec = _from_pipfile(worktree, prefix + "Pipfile", python, short)
+        if spec is not None:
+            return spec, "pipfile"
+    mlproject = os.path.join(folder, "MLproject")
+    if os.path.isfile(mlproject):
+        rec = parse_env_file(worktree, prefix + "MLproject")
+        env = rec.get("env") or {}
+        if env.get("kind") == "python_env" and env.get("path") and os.path.isfile(
+                os.path.join(worktree, env["path"])):
+            return _from_python_env(worktree, env["path"], python, short), "mlproject"
+        if env.get("kind") == "conda_env" and env.get("path") and os.path.isfile(
+                os.path.join(worktree, env["path"])):
+            return _from_conda(worktree, env["path"], python, short), "mlproject"
+    for name in ("conda.yaml", "environment.yml", "environment.yaml"):
+        if os.path.isfile(os.path.join(folder, name)):
+            return _from_conda(worktree, prefix + name, python, short), "conda"
+    if os.path.isfile(os.path.join(folder, "python_env.yaml")):
+        return _from_python_env(worktree, prefix + "python_env.yaml", python,
+                                short), "python_env"
+    if os.path.isfile(os.path.join(folder, "pyproject.toml")):
+        rec = parse_env_file(worktree, prefix + "pyproject.toml")
+        reqs = [_req_line(p) for p in rec["packages"] if not p.get("optional")
+                and not p.get("group")]
+        if reqs or rec.get("python"):
+            return EnvSpec("project", f"{prefix}pyproject.toml at {short}",
+                           python=python or rec.get("python"), requirements=reqs,
+                           pythonpath=[rel_folder if rel_folder != "." else "."],
+                           material=_file_material(worktree, [prefix + "pyproject.toml"]),
+                           workdir=folder), "pyproject"
+    return None
+
+
+def _from_pipfile(worktree: str, rel: str, python: str | None, short: str) -> EnvSpec | None:
+    """A Pipfile without its lock: its ``[packages]`` resolved as pipenv would (no dev)."""
+    from ..envfiles import parse_env_file
+    from ..envfiles.pipfile import requirement_lines
+
+    rec = parse_env_file(worktree, rel)
+    if not rec["packages"] and not rec.get("python"):
+        return None
+    pip_lines, notes = requirement_lines(rec)
+    folder = os.path.dirname(os.path.join(worktree, rel))
+    lines, pythonpath, material = _flatten_lines(pip_lines, folder, worktree)
+    notes = [*notes, *(f"{rel}: {w}" for w in rec["warnings"])]
+    return EnvSpec("project", f"{rel} (no Pipfile.lock: resolved now) at {short}",
+                   python=python or rec.get("python"), requirements=lines,
+                   pythonpath=pythonpath, notes=notes,
+                   material={"files": _file_material(worktree, [rel]), "deps": material},
+                   workdir=folder)
+
+
+# Why a file was chosen over the others present: by the kind of file used.
+_KIND_OF = {"uv.lock": "lock", "Pipfile.lock": "lock", "Pipfile": "pipfile",
+            "MLproject": "mlproject", "conda.yaml": "conda", "environment.yml": "conda",
+            "environment.yaml": "conda", "python_env.yaml": "python_env",
+            "pyproject.toml": "pyproject"}
+_WHY = {
+    "lock": "a lock file comes first, since it names the exact versions",
+    "requirements": "a requirements file comes before a Pipfile, an MLproject, conda files "
+                    "and pyproject.toml, since pip installs it exactly as written",
+    "pipfile": "without a Pipfile.lock or a requirements file, the Pipfile comes before an "
+               "MLproject, conda files and pyproject.toml",
+    "mlproject": "the environment the MLproject names comes before the other conda and "
+                 "python_env files and pyproject.toml",
+    "conda": "a conda file comes before python_env.yaml and pyproject.toml",
+    "python_env": "python_env.yaml comes before pyproject.toml",
+    "pyproject": "pyproject.toml is the last choice",
+}
+_CONDA_NOTE = ("; conda is not available here, so a conda file could only give its pip section")
+
+
+def _kind(name: str) -> str | None:
+    if name in _KIND_OF:
+        return _KIND_OF[name]
+    if name.startswith("requirements") and name.endswith(".txt"):
+        return "requirements"
+    return None
+
+
+def env_files_in(folder: str) -> list[str]:
+    """The environment files of ``folder`` that :func:`from_project` could use."""
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return []
+    found = [n for n in names if _kind(n) and os.path.isfile(os.path.join(folder, n))]
+    sub = os.path.join(folder, "requirements")
+    if os.path.isdir(sub):
+        found += [f"requirements/{n}" for n in sorted(os.listdir(sub)) if n.endswith(".txt")]
+    return found
+
+
+def predict(repo: str, commit: str, cwd: str) -> str:
+    """Before checking out: which environment file :func:`from_project` will most likely use
+    at ``commit`` for a run in ``cwd``, and why, from the file names alone (``git ls-tree``);
+    ``""`` when there is no choice to explain or git cannot say.  For the plan a user sees
+    before anything runs (the job's own sentence, from the files' content, is ``spec.why``)."""
+    import subprocess
+
+    parts = [p for p in os.path.normpath(cwd or ".").split(os.sep) if p not in ("", ".")]
+    if ".." in parts:
+        parts = []
+    chain = ["/".join(parts[:n]) for n in range(len(parts), -1, -1)]
+    def ls(rel: str) -> list[str] | None:
+        try:
+            out = subprocess.run(["git", "-C", repo, "ls-tree", "--name-only", f"{commit}:{rel}"],
+                                 capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.splitlines() if out.returncode == 0 else []
+
+    listing: dict[str, list[str]] = {}
+    for rel in chain:
+        names = ls(rel)
+        if names is None:
+            return ""
+        found = [n for n in names if _kind(n)]
+        if "requirements" in names:
+            sub = ls(f"{rel}/requirements" if rel else "requirements") or []
+            found += [f"requirements/{n}" for n in sub if n.endswith(".txt")]
+        listing[rel] = sorted(found)
+    for rel in chain:
+        names = listing[rel]
+        choice = _first_by_name(names)
+        if choice is None:
+            continue
+        used, kind = choice
+        prefix = rel + "/" if rel else ""
+        above = [f"{r}/{n}" if r else n for r in chain[chain.index(rel) + 1:] for n in listing[r]]
+        return _sentence(prefix + used, kind, [prefix + n for n in _others(names, used, kind)],
+                         above)
+    return ""
+
+
+def _first_by_name(names: list[str]) -> tuple[str, str] | None:
+    if "uv.lock" in names and "pyproject.toml" in names:
+        return "uv.lock", "lock"
+    if "Pipfile.lock" in names:
+        return "Pipfile.lock", "lock"
+    reqs = [n for n in names if _kind(n.rsplit("/", 1)[-1]) == "requirements"]
+    if "requirements.txt" in reqs:
+        return "requirements.txt", "requirements"
+    plain = [n for n in reqs if "/" not in n and not re.search(r"(dev|test|lint|doc)", n)]
+    if plain:
+        return plain[0], "requirements"
+    for n in ("requirements/base.txt", "requirements/main.txt", "requirements/prod.txt",
+              "requirements/requirements.txt"):
+        if n in reqs:
+            return n, "requirements"
+    for n, kind in (("Pipfile", "pipfile"), ("MLproject", "mlproject"), ("conda.yaml", "conda"),
+                    ("environment.yml", "conda"), ("environment.yaml", "conda"),
+                    ("python_env.yaml", "python_env"), ("pyproject.toml", "pyproject")):
+        if n in names:
+            return n, kind
+    return None
+
+
+def _others(names: list[str], used: str, kind: str) -> list[str]:
+    """The files of the same folder that could have been used instead of ``used``."""
+    return [n for n in names if n != used
+            and not (used == "uv.lock" and n == "pyproject.toml")
+            and not (kind == "mlproject" and n in ("MLproject", "python_env.yaml"))
+            and not (kind == "requirements" and _kind(n.rsplit("/", 1)[-1]) == "requirements")]
+
+
+def _sentence(used: str, kind: str, same: list[str], above: list[str]) -> str:
+    if not same and not above:
+        return ""
+    parts = []
+    if same:
+        why = _WHY[kind]
+        if any(_kind(n.rsplit("/", 1)[-1]) == "conda" for n in same):
+            why += _CONDA_NOTE
+        parts.append(f"not {', '.join(same)}: {why}")
+    if above:
+        parts.append(f"not {', '.join(above)}: the run's own folder comes before the folders "
+                     "above it")
+    return f"environment from {used}, {'; '.join(parts)}"
+
+
+def _why(worktree: str, folder: str, cwd: str, used: str, kind: str) -> str:
+    """One sentence saying which file was used (``used``, repo-relative; ``kind``, a key of
+    ``_WHY``) and why the others that could have been were not, or ``""`` when none could."""
+    prefix = os.path.relpath(folder, worktree)
+    prefix = "" if prefix == "." else prefix + "/"
+    local = used[len(prefix):] if used.startswith(prefix) else used
+    same = [prefix + n for n in _others(env_files_in(folder), local, kind)]
+    above = []
+    for upper in project_dirs(worktree, cwd):
+        if len(upper) < len(folder):
+            rel = os.path.relpath(upper, worktree)
+            above += [n if rel == "." else f"{rel}/{n}" for n in env_files_in(upper)]
+    return _sentence(used, kind, same, above)
 
 
 def uv_lock_dir(worktree: str, cwd: str) -> str | None:
@@ -117,7 +302,7 @@ def uv_lock_dir(worktree: str, cwd: str) -> str | None:
                 os.path.join(folder, "pyproject.toml")):
             return folder
         if any(os.path.exists(os.path.join(folder, n)) for n in (
-                "Pipfile.lock", "requirements.txt", "MLproject", "conda.yaml",
+                "Pipfile.lock", "requirements.txt", "Pipfile", "MLproject", "conda.yaml",
                 "environment.yml", "pyproject.toml")):
             return None
     return None
