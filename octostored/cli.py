@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from . import cli_commit, cli_logs, cli_remote, cli_reproduce
+from . import cli_cache, cli_commit, cli_logs, cli_remote, cli_reproduce
 from .client import Client, DaemonUnavailable, OctostoreClientError, RequestError, default_root
 from .inert import inert, inert_text
 from .paths import log_path, socket_path
@@ -129,14 +129,15 @@ def _open_checked(c: Client, root: str) -> dict[str, Any]:
 def cmd_runs(c: Client, args: argparse.Namespace) -> int:
     root = _root(args)
     _open_checked(c, root)
-    params: dict[str, Any] = {"root": root, "view": args.view, "limit": args.limit}
+    params: dict[str, Any] = {"root": root, "view": args.view}
     if args.filter:
         params["filter"] = args.filter
     if args.order_by:
         params["order_by"] = args.order_by
     if args.experiment:
         params["experiment_ids"] = args.experiment
-    res = c.call("octostore/runs", params)
+    want = None if args.all or args.limit == 0 else args.limit
+    res = runs_pages(c, params, want)
     runs = res["runs"]
     if args.json:
         _print_json(runs)
@@ -155,6 +156,28 @@ def cmd_runs(c: Client, args: argparse.Namespace) -> int:
     if res["total"] > len(runs):
         print(f"({len(runs)} of {res['total']} runs; use --limit to see more)")
     return 0
+
+
+PAGE = 10_000
+"""The daemon's largest page (octostore/runs' limit cap)."""
+
+
+def runs_pages(c: Client, params: dict[str, Any], want: int | None) -> dict[str, Any]:
+    """``octostore/runs`` for up to ``want`` runs (None: every run), a page at a time (a run
+    that moves between two pages while training writes is kept once)."""
+    runs: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    offset = 0
+    while True:
+        limit = PAGE if want is None else min(PAGE, want - len(runs))
+        res = c.call("octostore/runs", {**params, "offset": offset, "limit": limit})
+        for r in res["runs"]:
+            if r["run_id"] not in seen:
+                seen.add(r["run_id"])
+                runs.append(r)
+        offset += len(res["runs"])
+        if not res["runs"] or offset >= res["total"] or (want is not None and len(runs) >= want):
+            return {**res, "runs": runs}
 
 
 def cmd_run(c: Client, args: argparse.Namespace) -> int:
@@ -180,6 +203,11 @@ def cmd_run(c: Client, args: argparse.Namespace) -> int:
         for k in sorted(r["metrics"]):
             m = r["metrics"][k]
             print(f"    {inert(k)} = {_fmt_num(m['value'])}  (step {m['step']})")
+    if r.get("reproduces"):
+        print(f"  reproduces  {inert(r['reproduces'])}")
+    for o in r.get("reproduced_by") or []:
+        verdict = inert(o.get("verdict") or o.get("status") or "-")
+        print(f"  reproduced  by {inert(o['run_id'])}: {verdict}")
     for log in r.get("logs", []):
         what = "live, " if log["live"] else ""
         part = "" if log["part"] == "run" else ", whole log: shared with overlapping runs"
@@ -254,15 +282,16 @@ def cmd_daemon(args: argparse.Namespace) -> int:
             sys.stdout.write("".join(f.readlines()[-args.lines:]))
         return 0
     if args.action in ("stop", "restart"):
+        from .daemonstop import StillRunning, stop_daemon
+
         try:
-            with Client(sock, autostart=False) as c:
-                pid = c.call("octostore/status")["pid"]
-                c.call("octostore/shutdown")
-            _wait_gone(pid)
-            print(f"stopped the daemon (pid {pid})")
-        except DaemonUnavailable:
-            if args.action == "stop":
-                print("no daemon is running")
+            stopped = stop_daemon(sock)
+        except StillRunning as exc:
+            raise UsageError(str(exc)) from None
+        if stopped is not None:
+            print(stopped)
+        elif args.action == "stop":
+            print("no daemon is running")
     if args.action in ("start", "restart", "status"):
         autostart = args.action != "status"
         try:
@@ -274,16 +303,11 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     return 0
 
 
-def _wait_gone(pid: int, timeout: float = 10.0) -> None:
-    import time
+def _wait_gone(pid: int, timeout: float = 10.0) -> bool:
+    """Wait until process ``pid`` is gone; whether it went within ``timeout``."""
+    from .daemonstop import wait_gone
 
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
+    return wait_gone(pid, timeout)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -305,7 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--order-by", action="append", help="e.g. 'metrics.rmse ASC' (repeatable)")
     p.add_argument("--experiment", action="append", help="experiment id or name (repeatable)")
     p.add_argument("--view", choices=["active", "deleted", "all"], default="active")
-    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--limit", type=int, default=100,
+                   help="at most this many runs (default 100); 0 for every run")
+    p.add_argument("--all", action="store_true", help="every run (the same as --limit 0)")
     p = add("run", "one run in full; `octostore run -- CMD ...` runs CMD keeping its console")
     p.description = ("octostore run RUN_ID shows one run in full. "
                      "octostore run -- CMD ... runs CMD (e.g. python train.py) with its output "
@@ -332,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
 COMMANDS = {"status": cmd_status, "experiments": cmd_experiments, "runs": cmd_runs, "run": cmd_run,
             "metrics": cmd_metrics, "artifacts": cmd_artifacts, "watch": cmd_watch}
 
-SUBCOMMANDS: tuple[Any, ...] = (cli_commit, cli_reproduce, cli_logs, cli_remote)
+SUBCOMMANDS: tuple[Any, ...] = (cli_commit, cli_reproduce, cli_logs, cli_remote, cli_cache)
 """Modules adding commands: each has ``add_parsers(sub)`` and ``COMMANDS`` (name -> function
 of a client and the args), and may have ``LOCAL`` (commands that need no daemon)."""
 

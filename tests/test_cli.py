@@ -218,3 +218,41 @@ def test_logs_follow_prints_until_the_run_ends(daemon: DaemonProc, short_tmp: Pa
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_every_run_in_one_call_pages_for_the_user(daemon: DaemonProc, short_tmp: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--limit 0`/`--all` used to be refused past the daemon's page cap: the CLI pages."""
+    from octostored import cli
+
+    repo = make_repo(short_tmp / "many")
+    mlf = MlflowClient(tracking_uri=(repo / "mlruns").as_uri())
+    exp = mlf.create_experiment("sweep")
+    made = {mlf.create_run(exp, run_name=f"r{i}").info.run_id for i in range(23)}
+    out = octostore(daemon, "runs", "--root", str(repo), "--all", "--json")
+    assert out.returncode == 0, out.stderr
+    assert {r["run_id"] for r in json.loads(out.stdout)} == made
+    monkeypatch.setattr(cli, "PAGE", 5)  # the same paging, over pages small enough to test
+    with daemon.client() as c:
+        every = cli.runs_pages(c, {"root": str(repo), "order_by": ["attributes.run_name ASC"]}, None)
+        some = cli.runs_pages(c, {"root": str(repo)}, 12)
+    assert [r["run_id"] for r in every["runs"]] == [r["run_id"] for r in sorted(
+        every["runs"], key=lambda r: r["run_name"])]
+    assert {r["run_id"] for r in every["runs"]} == made and every["total"] == 23
+    assert len(some["runs"]) == 12
+
+
+def test_run_text_lists_its_reproductions_as_json_does(daemon: DaemonProc, repo: Path) -> None:
+    mlf = MlflowClient(tracking_uri=(repo / "mlruns").as_uri())
+    orig = mlf.search_runs([mlf.get_experiment_by_name("wine").experiment_id])[0].info.run_id
+    exp = mlf.get_experiment_by_name("wine").experiment_id
+    again = mlf.create_run(exp, run_name="again", tags={"octostore.reproduces": orig,
+                                                         "octostore.verdict": "reproduced"})
+    mlf.set_terminated(again.info.run_id)
+    text = octostore(daemon, "run", orig, "--root", str(repo))
+    assert text.returncode == 0, text.stderr
+    as_json = json.loads(octostore(daemon, "run", orig, "--root", str(repo), "--json").stdout)
+    assert [o["run_id"] for o in as_json["reproduced_by"]] == [again.info.run_id]
+    assert f"reproduced  by {again.info.run_id}: reproduced" in text.stdout
+    back = octostore(daemon, "run", again.info.run_id, "--root", str(repo)).stdout
+    assert f"reproduces  {orig}" in back
