@@ -40,14 +40,18 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from ..model import Run
-from .errors import FilterError
+from .errors import FilterError, FilterTooLarge
 from .filter import CompiledFilter, compile_filter, compile_filter_without
-from .order import OrderClause, OrderSpec, parse_order_by, sort_runs
-from .parse import PARAM, TAG
+from .order import MAX_ORDER_BY, OrderClause, OrderSpec, parse_order_by, sort_runs
+from .parse import MAX_CLAUSES, MAX_FILTER, PARAM, TAG
 
 __all__ = [
     "CompiledFilter",
     "FilterError",
+    "FilterTooLarge",
+    "MAX_CLAUSES",
+    "MAX_FILTER",
+    "MAX_ORDER_BY",
     "OrderClause",
     "OrderSpec",
     "compile_filter",

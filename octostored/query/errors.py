@@ -10,3 +10,7 @@ class FilterError(ValueError):
     wrong and how to write it instead, e.g. ``bad filter at 'metrics.rmse <':
     expected a number after '<'; example: metrics.rmse < 0.7``.
     """
+
+
+class FilterTooLarge(FilterError):
+    """A filter or order_by over its size cap (:data:`octostored.query.MAX_FILTER`, clauses)."""

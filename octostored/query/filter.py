@@ -12,7 +12,7 @@ Semantics are the file store's (``SearchUtils._does_run_match_clause``):
 a missing metric/param/tag/attribute never matches (not even ``!=``);
 metrics compare as floats, so a NaN metric matches only ``!=``; params,
 tags and string attributes compare as strings with Python operators; LIKE
-and ILIKE use MLflow's own regex translation; ``datasets.*`` matches when
+and ILIKE use MLflow's own regex translation (matched in linear time: ``like.py``); ``datasets.*`` matches when
 any logged dataset input matches.
 """
 
@@ -23,7 +23,8 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 from ..model import Run
-from .parse import ATTR, DATASET, METRIC, PARAM, TAG, Clause, like_regex, parse_filter
+from .like import like_test
+from .parse import ATTR, DATASET, METRIC, PARAM, TAG, Clause, parse_filter
 
 DATASET_CONTEXT_TAG = "mlflow.data.context"
 
@@ -56,7 +57,7 @@ def _string_test(comparator: str, value: Any) -> tuple[str, Any]:
         # exactly a prefix test, and startswith is several times faster.
         return "{x}.startswith({c})", value[:-1]
     if comparator in ("LIKE", "ILIKE"):
-        return "{c}({x}) is not None", like_regex(value, comparator == "ILIKE").match
+        return "{c}({x}) is not None", like_test(value, comparator == "ILIKE")
     if comparator == "IN":
         return "{x} in {c}", frozenset(value)
     if comparator == "NOT IN":

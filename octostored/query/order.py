@@ -26,7 +26,7 @@ from functools import lru_cache
 from typing import Any
 
 from ..model import Run
-from .errors import FilterError
+from .errors import FilterError, FilterTooLarge
 from .lexer import KW, read_identifier, snippet, tokenize
 from .parse import ATTR, DATASET, METRIC, NUMERIC_ATTRS, PARAM, TAG, resolve_key
 
@@ -164,6 +164,11 @@ def _parse_cached(order_by: tuple[str, ...]) -> OrderSpec:
     return OrderSpec(clauses)
 
 
+MAX_ORDER_BY = 4 * 1024
+"""Characters all items of an order_by may have together."""
+MAX_ORDER_ITEMS = 100
+
+
 def parse_order_by(order_by: list[str] | None) -> OrderSpec:
     """Parse MLflow ``order_by`` strings ('metrics.rmse DESC', 'params.lr', ...)."""
     if isinstance(order_by, str):
@@ -171,6 +176,9 @@ def parse_order_by(order_by: list[str] | None) -> OrderSpec:
             f"bad order_by {order_by!r}: order_by is a list of strings; "
             f"example: [{order_by!r}]"
         )
+    if order_by and (len(order_by) > MAX_ORDER_ITEMS or sum(map(len, order_by)) > MAX_ORDER_BY):
+        raise FilterTooLarge(f"order_by has more than {MAX_ORDER_ITEMS} items or "
+                             f"{MAX_ORDER_BY} characters; sort by fewer keys")
     return _parse_cached(tuple(order_by or ()))
 
 

@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import FilterError
+from .errors import FilterError, FilterTooLarge
 from .lexer import (
     CMP, DQ, FLOAT, INT, KW, LPAREN, NAME, RPAREN, SQ, WORD,
     Token, read_identifier, snippet, split_identifier, strip_quotes, tokenize,
@@ -183,10 +183,19 @@ def _value(kind: str, key: str, group: str, vtok: Token, vraw: str, clause: str)
     )
 
 
+MAX_FILTER = 16 * 1024
+"""Characters a filter may have (a 2 MB filter once took 2.7 GB to parse)."""
+MAX_CLAUSES = 200
+"""Conditions a filter may have."""
+
+
 def parse_filter(text: str | None) -> list[Clause]:
     """Validated clauses of an MLflow filter string ([] for None or blank)."""
     if not text or not text.strip():
         return []
+    if len(text) > MAX_FILTER:
+        raise FilterTooLarge(f"the filter has {len(text)} characters, more than {MAX_FILTER}; "
+                             "write a shorter filter")
     toks = tokenize(text)
     for t in toks:  # OR anywhere is the likeliest mistake: say so first
         if t.kind == KW and t.upper == "OR":
@@ -219,6 +228,9 @@ def parse_filter(text: str | None) -> list[Clause]:
         kind, key = resolve_key(raw, text, t.start)
         clause, i = _parse_rest(text, toks, i, j, kind, key, raw)
         clauses.append(clause)
+        if len(clauses) > MAX_CLAUSES:
+            raise FilterTooLarge(f"the filter has more than {MAX_CLAUSES} conditions; "
+                                 "write fewer")
         if i < n and not (toks[i].kind == KW and toks[i].upper == "AND"):
             # MLflow's sqlparse grouping sometimes reads two side-by-side
             # conditions as two, sometimes as one nonsense key; require AND.

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ...index import insights as insights_mod
 from ...index.history import downsample
 from ...model import Run, json_float
-from ..errors import BadFilter, ExperimentNotFound, InvalidParams, RunNotFound
+from ..errors import BadFilter, ExperimentNotFound, InvalidParams, RequestTooLarge, RunNotFound
 from ..params import Params
 from ..shape import experiment_row, run_full, run_row, run_row_json
 
@@ -22,6 +22,25 @@ MAX_LIMIT = 10_000
 MAX_SERIES = 200
 """Most series one metric_history request may ask for (runs x keys): more than a screen shows."""
 VIEWS = ("active", "deleted", "all")
+MAX_COMPARE = 100
+"""Most runs one compare request may put side by side (a request naming one run a million
+times once made a 528 MB reply)."""
+MAX_POINTS_TOTAL = 1_000_000
+"""Most points one metric_history reply may carry (series x max_points)."""
+PAGE_BYTES = 24 * 1024 * 1024
+"""A runs page stops growing past this many bytes of rows; next_offset says where to go on."""
+
+
+def check_query(filter_string: str | None, order_by: list[str] | None) -> None:
+    """Refuse a filter or order_by over its size cap before anything parses it (O(1))."""
+    from ...query import MAX_FILTER, MAX_ORDER_BY
+
+    if filter_string is not None and len(filter_string) > MAX_FILTER:
+        raise RequestTooLarge(f"the filter has {len(filter_string)} characters, more than "
+                              f"{MAX_FILTER}", "write a shorter filter", limit=MAX_FILTER)
+    if order_by and (len(order_by) > 100 or sum(map(len, order_by)) > MAX_ORDER_BY):
+        raise RequestTooLarge(f"order_by has more than 100 items or {MAX_ORDER_BY} characters",
+                              "sort by fewer keys", limit=MAX_ORDER_BY)
 
 
 def find_run(root: Root, run_id: str) -> Run:
@@ -57,7 +76,7 @@ def _experiment_runs(root: Root, ids: list[str] | None) -> list[Run]:
 
 
 def search_runs(root: Root, p: Params) -> dict[str, Any]:
-    from ...query import FilterError, parse_order_by, search_page
+    from ...query import MAX_FILTER, FilterError, FilterTooLarge, parse_order_by, search_page
 
     ids = p.str_list("experiment_ids")
     view = p.choice("view", VIEWS, "active")
@@ -67,6 +86,7 @@ def search_runs(root: Root, p: Params) -> dict[str, Any]:
     offset = p.int("offset", 0, lo=0)
     limit = p.int("limit", 1000, lo=0, hi=MAX_LIMIT)
     since = p.str("since_clock")
+    check_query(filter_string, order_by)
     clock = root.index.clock
     removed: list[str] = []
     fresh = True
@@ -92,10 +112,23 @@ def search_runs(root: Root, p: Params) -> dict[str, Any]:
             page = [r for rid in order[offset:offset + limit] if (r := current.get(rid)) is not None]
         else:
             total, page = search_page(runs, filter_string, order_by, view, limit, offset, lookup)
+    except FilterTooLarge as exc:
+        raise RequestTooLarge(str(exc), "", limit=MAX_FILTER) from None
     except FilterError as exc:
         raise BadFilter(str(exc), "see MLflow's search syntax, e.g. metrics.rmse < 0.7 and "
                         "params.model = 'rf'", filter=filter_string) from None
-    nxt = offset + len(page)
+    if columns is not None:
+        rows: list[Any] = [run_row(r, columns) for r in page]
+    else:
+        # Full rows are encoded once per run version and reused (orjson copies the bytes).
+        rows, size = [], 0
+        for r in page:
+            frag, n = root.index.row(r, run_row_json)
+            if rows and size + n > PAGE_BYTES:
+                break  # a page of huge runs: the client goes on from next_offset
+            rows.append(frag)
+            size += n
+    nxt = offset + len(rows)
     return {
         "root": root.path,
         "clock": clock,
@@ -103,9 +136,7 @@ def search_runs(root: Root, p: Params) -> dict[str, Any]:
         "total": total,
         "offset": offset,
         "next_offset": nxt if nxt < total else None,
-        # Full rows are encoded once per run version and reused (orjson copies the bytes).
-        "runs": [run_row(r, columns) for r in page] if columns is not None else
-                [root.index.row(r, run_row_json) for r in page],
+        "runs": rows,
         "removed": removed,
     }
 
@@ -227,6 +258,11 @@ def register(ls: LanguageServer, daemon: Daemon) -> None:
             raise InvalidParams(
                 f"octostore/metric_history: {len(run_ids) * len(keys)} series asked for, "
                 f"at most {MAX_SERIES} in one request", "ask for fewer runs or keys at a time")
+        if len(run_ids) * len(keys) * max_points > MAX_POINTS_TOTAL:
+            raise RequestTooLarge(
+                f"octostore/metric_history: {len(run_ids) * len(keys)} series of up to "
+                f"{max_points} points is more than {MAX_POINTS_TOTAL} points in one reply",
+                "ask for fewer series or a smaller max_points", limit=MAX_POINTS_TOTAL)
         found = [find_run(root, rid) for rid in dict.fromkeys(run_ids)]
         keys = list(dict.fromkeys(keys))
 
@@ -254,6 +290,10 @@ def register(ls: LanguageServer, daemon: Daemon) -> None:
         p = Params("octostore/compare", params)
         root = await daemon.root(p.str("root", required=True))
         ids = p.str_list("run_ids")
+        ids = list(dict.fromkeys(ids)) if ids else ids
+        if ids and len(ids) > MAX_COMPARE:
+            raise RequestTooLarge(f"octostore/compare: {len(ids)} runs, more than {MAX_COMPARE}",
+                                  "compare fewer runs at a time", limit=MAX_COMPARE)
         if not ids or len(ids) < 2:
             raise InvalidParams("octostore/compare needs at least two run_ids",
                                 "pick two or more runs to compare")
