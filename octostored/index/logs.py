@@ -18,12 +18,10 @@ that leaves the root (absolute, ``..``, a symlink out) is refused with a warning
 
 from __future__ import annotations
 
-import dataclasses
 import gzip
 import os
 import re
 import socket
-import sys
 import threading
 import time
 from collections import OrderedDict
@@ -455,23 +453,56 @@ def visible(text: str) -> str:
     return _ANSI.sub("", text) if "\x1b" in text else text
 
 
-def compile_pattern(pattern: str) -> tuple[re.Pattern[str], re.Pattern[str] | None]:
+class PatternError(ValueError):
+    """A grep pattern RE2 cannot take; ``too_large`` when it is over RE2's size budget."""
+
+    def __init__(self, message: str, too_large: bool = False) -> None:
+        super().__init__(message)
+        self.too_large = too_large
+
+
+def compile_pattern(pattern: str) -> tuple[Any, Any]:
     """The pattern, and a MULTILINE twin that finds a chunk holding no match at all in one
-    search (None when the pattern anchors to the whole text, ``\\A`` or ``\\Z``).
-    Raises ``re.error`` (the caller words it)."""
-    rx = re.compile(pattern)
-    pre = None if ("\\A" in pattern or "\\Z" in pattern) else re.compile(pattern, re.MULTILINE)
+    search (None when the pattern anchors to the whole text, ``\\A``).
+
+    Patterns are RE2's (Python's ``re`` syntax without backreferences and lookaround): RE2
+    matches in time linear in the text whatever the pattern, so a pattern from anyone (a
+    view file in a repo, a script) cannot stop the daemon, as ``(a|aa)+$``-style patterns
+    stop ``re``.  Raises :class:`PatternError` with RE2's reason."""
+    import re2
+
+    if len(pattern) > MAX_PATTERN:
+        raise PatternError(f"the pattern has {len(pattern)} characters, more than {MAX_PATTERN}",
+                           too_large=True)
+    opts = re2.Options()
+    opts.log_errors = False  # RE2 would print each refused pattern on the daemon's stderr
+    opts.max_mem = RE2_MAX_MEM
+    try:
+        rx = re2.compile(pattern, opts)
+        pre = None if "\\A" in pattern else re2.compile("(?m)" + pattern, opts)
+    except re2.error as exc:
+        why = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(
+            exc.args[0], bytes) else str(exc)
+        raise PatternError(why, too_large="too large" in why or "repetition size" in why) \
+            from None
+    finally:
+        re2.purge()  # re2 caches 128 compiled patterns of up to RE2_MAX_MEM each: keep none
     return rx, pre
 
 
-def grep(ref: LogRef, pattern: tuple[re.Pattern[str], re.Pattern[str] | None],
-         max_lines: int) -> dict[str, Any]:
+def grep(ref: LogRef, pattern: tuple[Any, Any], max_lines: int,
+         deadline: float | None = None) -> dict[str, Any]:
+    """Matching lines (at most ``max_lines``, and :data:`MAX_MATCH_BYTES` of text); raises
+    :class:`GrepDeadline` past ``deadline`` (``time.monotonic()``)."""
     rx, pre = pattern
     matches: list[list[Any]] = []
     truncated = False
     line_no = 0
     prev_piece = False
+    held = 0
     for block, cont in _blocks(ref):
+        if deadline is not None and time.monotonic() > deadline:
+            raise GrepDeadline(line_no)
         new_first = not prev_piece
         prev_piece = cont
         if pre is not None and pre.search(visible(block.decode("utf-8", "replace"))) is None:
@@ -483,11 +514,12 @@ def grep(ref: LogRef, pattern: tuple[re.Pattern[str], re.Pattern[str] | None],
             text = raw.decode("utf-8", "replace")
             if rx.search(visible(text)) is None:
                 continue
-            if len(matches) >= max_lines:
+            if len(matches) >= max_lines or held >= MAX_MATCH_BYTES:
                 truncated = True
                 break
-            matches.append([line_no, text if len(text) <= MAX_MATCH_CHARS
-                            else text[: MAX_MATCH_CHARS - 1] + "…"])
+            shown = text if len(text) <= MAX_MATCH_CHARS else text[: MAX_MATCH_CHARS - 1] + "…"
+            held += len(shown) + 16
+            matches.append([line_no, shown])
         if truncated:
             break
     size_now = current_size(ref)
@@ -497,43 +529,16 @@ def grep(ref: LogRef, pattern: tuple[re.Pattern[str], re.Pattern[str] | None],
 
 
 
-# -- grep in a process of its own ---------------------------------------------------------------
 GREP_TIMEOUT = float(os.environ.get("OCTOSTORE_GREP_TIMEOUT", "30"))
-"""Seconds a search may take before its process is stopped (a pattern that backtracks
-without end, like ``(a+)+$``)."""
-MAX_PATTERN = 10_000
+"""Seconds a search may take (a log of gigabytes); past it the request ends with 1012."""
+MAX_PATTERN = 4000
 """Characters a pattern may have."""
+RE2_MAX_MEM = 8 * 1024 * 1024
+"""Memory RE2 may use for one compiled pattern (its default); a bigger pattern is refused."""
+MAX_MATCH_BYTES = 4 * 1024 * 1024
+"""Characters of matching lines one reply carries at most (then ``truncated``): a 64 KB
+gzip log of long lines once made a reply of hundreds of MB."""
 
 
-def may_backtrack(pattern: str) -> bool:
-    """True when the pattern repeats something (``*``, ``+``, ``?``, ``{m,n}``), so that it
-    can backtrack for ever on some line.  Python's ``re`` holds the GIL while it matches: such
-    a pattern is matched in a process of its own (:func:`grep_argv`), which can be stopped,
-    rather than in the daemon, where it would stop every request.  A pattern without repeats
-    tries each of its branches once per position: it is matched in the daemon."""
-    return any(c in pattern for c in "*+?{")
-
-
-def grep_argv(ref: LogRef, pattern: str, max_lines: int) -> list[str]:
-    """The command that prints :func:`grep`'s reply as JSON (see :func:`grep_main`)."""
-    top = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    spec = orjson.dumps({"ref": dataclasses.asdict(ref), "pattern": pattern,
-                         "max_lines": max_lines}).decode()
-    boot = (f"import sys; sys.path.insert(0, {top!r}); "
-            "from octostored.index.logs import grep_main; sys.exit(grep_main(sys.argv[1:]))")
-    return [sys.executable, "-c", boot, spec]
-
-
-def grep_main(argv: list[str]) -> int:
-    """``[spec]``: print ``{"reply": <grep's reply>}`` or ``{"error": <why the log cannot be
-    read>}`` on stdout."""
-    spec = orjson.loads(argv[0])
-    ref = LogRef(**spec["ref"])
-    try:
-        out: dict[str, Any] = {"reply": grep(ref, compile_pattern(spec["pattern"]),
-                                             spec["max_lines"])}
-    except (OSError, EOFError) as exc:
-        out = {"error": str(exc)}
-    sys.stdout.buffer.write(orjson.dumps(out))
-    sys.stdout.buffer.flush()
-    return 0
+class GrepDeadline(Exception):
+    """The search ran past its deadline (``args[0]``: the lines searched)."""

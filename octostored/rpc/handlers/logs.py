@@ -1,4 +1,4 @@
-"""log: a run's console log, read by byte range or searched with a regex.
+"""log: a run's console log, read by byte range or searched with a regex (RE2: linear time).
 
 Clients follow a live log by polling from ``next_offset`` while ``live`` is true.
 Resolving and reading are :mod:`octostored.index.logs`; this module checks the
@@ -8,17 +8,14 @@ params and words the errors.
 from __future__ import annotations
 
 import asyncio
-import re
+import time
 import weakref
 import zlib
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
-
-import orjson
 
 from ...index import logs as logs_mod
 from .. import protocol
-from ..errors import InvalidParams, OctostoreError, PathOutside
+from ..errors import DeadlineExceeded, InvalidParams, OctostoreError, PathOutside, RequestTooLarge
 from ..params import Params
 from .runs import find_run
 
@@ -85,14 +82,16 @@ def register(ls: LanguageServer, daemon: Daemon) -> None:
                           hi=logs_mod.MAX_LINES) or 1
         rx = None
         if pattern is not None:
-            if len(pattern) > logs_mod.MAX_PATTERN:
-                raise InvalidParams(f"octostore/log: the pattern has {len(pattern)} characters, "
-                                    f"more than {logs_mod.MAX_PATTERN}", "shorten it")
             try:
                 rx = logs_mod.compile_pattern(pattern)
-            except (re.error, RecursionError, OverflowError) as exc:
-                raise InvalidParams(f"octostore/log: {pattern[:100]!r} is not a valid Python "
-                                    f"regular expression ({exc})", "fix the pattern") from None
+            except logs_mod.PatternError as exc:
+                if exc.too_large:
+                    raise RequestTooLarge(f"octostore/log: the pattern is too large ({exc})",
+                                          "write a shorter pattern") from None
+                raise InvalidParams(f"octostore/log: {pattern[:100]!r} is not a valid regular "
+                                    f"expression for RE2 ({exc})", "fix the pattern (RE2 takes "
+                                    "Python's syntax without backreferences and lookaround)"
+                                    ) from None
 
         others = sharing(root, run)
 
@@ -105,43 +104,15 @@ def register(ls: LanguageServer, daemon: Daemon) -> None:
             try:
                 if rx is None:
                     return logs_mod.read(ref, offset, max_bytes, tail)
-                if pattern is not None and logs_mod.may_backtrack(pattern):
-                    return ref  # searched apart: see _grep_apart
-                return logs_mod.grep(ref, rx, max_lines)
+                return logs_mod.grep(ref, rx, max_lines, deadline)
             except (OSError, EOFError, zlib.error) as exc:
                 raise cannot_read(ref, exc) from None
+            except logs_mod.GrepDeadline as exc:
+                raise DeadlineExceeded(
+                    f"octostore/log: searching took more than {logs_mod.GREP_TIMEOUT:g} s and "
+                    f"was stopped after {exc.args[0]} lines", "search a smaller part of the log "
+                    "(tail it, or ask for fewer matching lines)") from None
 
+        deadline = time.monotonic() + logs_mod.GREP_TIMEOUT
         out = await asyncio.to_thread(work)
-        if isinstance(out, logs_mod.LogRef):
-            assert pattern is not None
-            out = await _grep_apart(out, pattern, max_lines, cannot_read)
         return {"run_id": run.run_id, **out}
-
-
-async def _grep_apart(ref: logs_mod.LogRef, pattern: str, max_lines: int,
-                      cannot_read: Callable[[logs_mod.LogRef, object], Exception]
-                      ) -> dict[str, Any]:
-    """Search in a process of its own, stopped after ``GREP_TIMEOUT`` seconds (``re`` holds
-    the GIL: a pattern that backtracks for ever would stop the whole daemon)."""
-    from ...reproduce.proc import output
-
-    try:
-        code, out, err = await output(logs_mod.grep_argv(ref, pattern, max_lines),
-                                      timeout=logs_mod.GREP_TIMEOUT)
-    except TimeoutError:
-        raise InvalidParams(f"octostore/log: searching for {pattern[:100]!r} took more than "
-                            f"{logs_mod.GREP_TIMEOUT:g} s and was stopped",
-                            "simplify the pattern (a repeat inside a repeat, like (a+)+, can "
-                            "take for ever)") from None
-    except OSError as exc:
-        raise cannot_read(ref, f"cannot start the search: {exc.strerror or exc}") from None
-    try:
-        reply = orjson.loads(out) if code == 0 else None
-    except orjson.JSONDecodeError:
-        reply = None
-    if not isinstance(reply, dict):
-        last = (err.strip().splitlines() or [f"exit code {code}"])[-1]
-        raise cannot_read(ref, f"the search failed: {last[:300]}")
-    if "error" in reply:
-        raise cannot_read(ref, reply["error"])
-    return reply["reply"]
