@@ -397,7 +397,7 @@ def test_a_100_mb_body_is_refused_without_reading_it(daemon: DaemonProc, witness
     before = rss_kib(daemon.proc.pid)
     header = b"Content-Length: %d\r\n\r\n" % (100 << 20)
     replies, closed = exchange(daemon.socket, header + b" " * (8 << 20))
-    assert closed and replies and replies[0]["error"]["code"] == -32600
+    assert closed and replies and replies[0]["error"]["code"] == protocol.REQUEST_TOO_LARGE
     assert "limit" in replies[0]["error"]["message"]
     assert rss_kib(daemon.proc.pid) - before < 32 * 1024
     # A long header line (no newline for megabytes) is refused too.

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import InvalidParams
+from .errors import InvalidParams, RequestTooLarge
+
+MAX_LIST = 10_000
+"""Most items a list param may hold (run ids, experiment ids, columns, order_by)."""
 
 
 class Params:
@@ -19,13 +22,18 @@ class Params:
         self.method = method
         self.raw = raw
 
+    def _get(self, name: str, default: Any) -> Any:
+        """The param's value; an explicit null means "not given" (the default)."""
+        value = self.raw.get(name)
+        return default if value is None else value
+
     def _bad(self, name: str, want: str) -> InvalidParams:
         got = type(self.raw[name]).__name__
         return InvalidParams(f"{self.method}: '{name}' must be {want}, not {got}",
                              "fix the request's params")
 
     def str(self, name: str, default: str | None = None, required: bool = False) -> str | None:
-        value = self.raw.get(name, default)
+        value = self._get(name, default)
         if value is None:
             if required:
                 raise InvalidParams(f"{self.method} needs '{name}'", f"add \"{name}\" to the params")
@@ -36,7 +44,7 @@ class Params:
 
     def int(self, name: str, default: int | None = None, lo: int | None = None,
             hi: int | None = None) -> int | None:
-        value = self.raw.get(name, default)
+        value = self._get(name, default)
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int):
@@ -50,7 +58,7 @@ class Params:
         return value
 
     def float(self, name: str, default: float | None = None) -> float | None:
-        value = self.raw.get(name, default)
+        value = self._get(name, default)
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -58,12 +66,12 @@ class Params:
         return float(value)
 
     def bool(self, name: str, default: bool = False) -> bool:
-        value = self.raw.get(name, default)
+        value = self._get(name, default)
         if not isinstance(value, bool):
             raise self._bad(name, "true or false")
         return value
 
-    def str_list(self, name: str) -> list[str] | None:
+    def str_list(self, name: str, most: int = MAX_LIST) -> list[str] | None:
         value = self.raw.get(name)
         if value is None:
             return None
@@ -71,6 +79,9 @@ class Params:
             return [value]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise self._bad(name, "a list of strings")
+        if len(value) > most:
+            raise RequestTooLarge(f"{self.method}: '{name}' has {len(value)} items, more than "
+                                  f"{most}", "ask for fewer at a time")
         return value
 
     def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:

@@ -14,6 +14,7 @@ orjson in a hand-built envelope (10x faster for big tables than json + cattrs).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
 import socket
@@ -23,6 +24,7 @@ from typing import Any
 
 import orjson
 from lsprotocol import types as lsp
+from lsprotocol.types import ResponseErrorMessage
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol, default_converter, lsp_method
 from pygls.protocol.json_rpc import JsonRPCNotification, JsonRPCRequestMessage, JsonRPCResponseMessage
@@ -32,7 +34,7 @@ from ..index.root import Root
 from ..paths import repo_top
 from ..index.state import Changes
 from . import protocol
-from .errors import RootNotFound
+from .errors import ReplyTooLarge, RootNotFound, TooManyRoots
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +42,36 @@ MAX_BODY = 16 * 1024 * 1024
 """Largest request body accepted; a bigger one closes the connection.  Requests are small
 (params, or one source file for LSP): this bounds what one connection can make us hold."""
 MAX_HEADER_LINES = 32
+BIG_BODY = 1024 * 1024
+"""A body above this size counts against :data:`MAX_RECEIVING` while it arrives."""
+MAX_RECEIVING = 64 * 1024 * 1024
+"""Bytes of big bodies all connections together may be receiving at once; a connection whose
+body would pass it is answered 1009 and closed (200 stalled 15 MB frames once held 2.85 GB)."""
+BODY_STALL_SECONDS = float(os.environ.get("OCTOSTORE_BODY_STALL", "10"))
+"""A body must keep arriving: no byte for this long closes the connection (and frees what
+arrived); the whole body must arrive within this plus one second per MiB."""
+MAX_PENDING = 256
+MAX_PENDING_BYTES = 32 * 1024 * 1024
+"""Requests (and their bytes) of one connection being worked on at once; past either, the
+connection is not read until some are answered (a client that pipelines without reading
+replies waits, and is dropped once :data:`MAX_WRITE_BUFFER` of replies waits for it)."""
+MAX_REPLY = int(os.environ.get("OCTOSTORE_MAX_REPLY", str(32 * 1024 * 1024)))
+"""Largest reply sent; a bigger one is answered 1010 (ask for a smaller page)."""
+MAX_ROOTS_PER_CONNECTION = int(os.environ.get("OCTOSTORE_MAX_ROOTS_PER_CONNECTION", "32"))
+"""Distinct roots one connection may name; the next one is answered 1011."""
 MAX_WRITE_BUFFER = 32 * 1024 * 1024
 """A client that stops reading is dropped once this much is queued for it."""
 ROOT_IDLE_SECONDS = 30 * 60
 """A root no client asked about for this long is closed."""
 RESOLVE_TTL = 1.0
 """Seconds a root path's resolution is reused (a moved or deleted repo shows within it)."""
+
+CONNECTION: contextvars.ContextVar[Any] = contextvars.ContextVar("octostore_connection")
+"""The connection (its protocol) a handler serves: set in each connection's task, so every
+handler task it starts inherits it."""
+
+_receiving = 0
+"""Bytes of big bodies being received now, over all connections (see MAX_RECEIVING)."""
 
 _CONVERTER = default_converter()
 """One converter for every connection: building one per connection costs ~8 ms."""
@@ -63,9 +89,44 @@ class ConnProtocol(LanguageServerProtocol):
         if self.writer is not None:
             self.writer.close()  # type: ignore[union-attr]
 
+    pending: dict[Any, int]
+    drained: asyncio.Event
+
+    def _send_handler_result(self, future: Any, *, msg_id: Any) -> None:  # type: ignore[override]
+        """pygls logs a full traceback for a handler's crash; log one short line instead (a
+        client repeating the request must not grow the log by a traceback each time)."""
+        from pygls.exceptions import JsonRpcException
+
+        if future.cancelled() or isinstance(future.exception(), JsonRpcException):
+            super()._send_handler_result(future, msg_id=msg_id)
+            return
+        exc = future.exception()
+        if exc is None:
+            super()._send_handler_result(future, msg_id=msg_id)
+            return
+        self._request_futures.pop(msg_id, None)
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        where = f"{os.path.basename(tb.tb_frame.f_code.co_filename)}:{tb.tb_lineno}" if tb else "?"
+        text = f"{type(exc).__name__}: {str(exc)[:200]}"
+        log.error("request %r failed: %s (at %s)", str(msg_id)[:40], text, where)
+        _send_error(self, msg_id, -32603, f"the daemon failed on this request ({text}); "
+                    "report this as a bug")
+
+    def _done(self, mid: Any) -> None:
+        pending = getattr(self, "pending", None)
+        if pending and pending.pop(mid, None) is not None and \
+                len(pending) < MAX_PENDING and sum(pending.values()) < MAX_PENDING_BYTES:
+            self.drained.set()
+
     def _send_data(self, data: Any) -> None:
         if not data or self.writer is None:
             return
+        mid = getattr(data, "id", None) if isinstance(
+            data, (JsonRPCResponseMessage, ResponseErrorMessage)) else None
+        if mid is not None:
+            self._done(mid)
         if isinstance(data, JsonRPCResponseMessage):
             env: Any = {"jsonrpc": "2.0", "id": data.id, "result": data.result}
         elif isinstance(data, JsonRPCNotification):
@@ -80,6 +141,16 @@ class ConnProtocol(LanguageServerProtocol):
             body = orjson.dumps({"jsonrpc": "2.0", "id": mid, "error": {
                 "code": -32603, "message": f"the daemon could not encode its reply ({exc}); "
                 "report this as a bug"}})
+        if len(body) > MAX_REPLY and mid is not None:
+            size = len(body)
+            del body, env
+            err = ReplyTooLarge(
+                f"the reply would be {size // (1024 * 1024)} MiB, over the "
+                f"{MAX_REPLY // (1024 * 1024)} MiB limit",
+                "ask for less: a smaller page with limit and offset, fewer runs, keys or points",
+                size=size, limit=MAX_REPLY)
+            body = orjson.dumps({"jsonrpc": "2.0", "id": mid, "error": {
+                "code": err.code, "message": err.message, "data": err.data}})
         header = f"Content-Length: {len(body)}\r\n\r\n".encode()
         writer = self.writer
         transport = getattr(writer, "transport", None)
@@ -112,6 +183,8 @@ class Daemon:
         self.subscriptions: dict[LanguageServer, dict[str, dict[str, Any]]] = {}
         self.stop_event = asyncio.Event()
         self._opening: dict[str, asyncio.Task[Root]] = {}
+        self.conn_roots: dict[Any, set[str]] = {}
+        """Per connection: the roots it named (at most MAX_ROOTS_PER_CONNECTION)."""
         self._resolved: dict[str, tuple[float, str]] = {}
         """Root path as given -> (until, the repo's real top folder): every request names its
         root, and resolving it (realpath, the walk up to .git) was 10% of a busy daemon."""
@@ -139,6 +212,16 @@ class Daemon:
             if len(self._resolved) >= 256:
                 self._resolved.clear()
             self._resolved[path] = (now + RESOLVE_TTL, real)
+        conn = CONNECTION.get(None)
+        if conn is not None:
+            named = self.conn_roots.setdefault(conn, set())
+            if real not in named:
+                if len(named) >= MAX_ROOTS_PER_CONNECTION:
+                    raise TooManyRoots(
+                        f"this connection has already opened {len(named)} roots, the most one "
+                        "connection may", "close roots you are done with by opening a new "
+                        "connection for the next ones", limit=MAX_ROOTS_PER_CONNECTION)
+                named.add(real)
         root = self.roots.get(real)
         if root is None:
             root = Root(real, self.instance, self.cache_dir, self._on_change)
@@ -193,6 +276,9 @@ class Daemon:
 
         ls = make_server(self)
         ls.protocol.set_writer(writer)  # type: ignore[arg-type]
+        ls.protocol.pending = {}  # type: ignore[attr-defined]
+        ls.protocol.drained = asyncio.Event()  # type: ignore[attr-defined]
+        CONNECTION.set(ls.protocol)
         self.connections.add(ls)
         try:
             await read_loop(reader, ls.protocol)  # type: ignore[arg-type]
@@ -201,6 +287,7 @@ class Daemon:
         finally:
             self.connections.discard(ls)
             self.subscriptions.pop(ls, None)
+            self.conn_roots.pop(ls.protocol, None)
             for fut in list(ls.protocol._request_futures.values()):
                 fut.cancel()
             try:
@@ -258,11 +345,92 @@ async def read_loop(reader: asyncio.StreamReader, proto: ConnProtocol) -> None:
             return
         assert length is not None
         if length > MAX_BODY:
-            _send_error(proto, None, -32600, f"request body of {length} bytes is over the "
-                        f"{MAX_BODY} byte limit; ask for less (use limit and offset)")
+            _send_error(proto, None, protocol.REQUEST_TOO_LARGE, f"request body of {length} "
+                        f"bytes is over the {MAX_BODY} byte limit; send smaller requests. "
+                        "Closing the connection")
             return
-        body = await reader.readexactly(length)
+        body = await _read_body(reader, proto, length)
+        if body is None:
+            return
+        await _wait_for_room(proto)
         handle_body(proto, body)
+
+
+async def _read_body(reader: asyncio.StreamReader, proto: ConnProtocol, length: int) -> bytes | None:
+    """The body's ``length`` bytes, or None (the connection is to be closed) when it would
+    pass :data:`MAX_RECEIVING` or stops arriving (:data:`BODY_STALL_SECONDS`)."""
+    global _receiving
+    big = length > BIG_BODY
+    parts: list[bytes] = []
+    if big:
+        if _receiving + length > MAX_RECEIVING:
+            _send_error(proto, None, protocol.REQUEST_TOO_LARGE, f"the daemon is receiving "
+                        f"{_receiving} bytes of other large requests and cannot take {length} "
+                        "more now; send smaller requests, or try again. Closing the connection")
+            return None
+        _receiving += length
+    try:
+        deadline = time.monotonic() + BODY_STALL_SECONDS + length / (1024 * 1024)
+        if not big:
+            return await asyncio.wait_for(reader.readexactly(length),
+                                          min(BODY_STALL_SECONDS * 3, deadline - time.monotonic()))
+        got = 0
+        while got < length:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            chunk = await asyncio.wait_for(reader.read(min(length - got, 1024 * 1024)),
+                                           min(left, BODY_STALL_SECONDS))
+            if not chunk:
+                return None
+            parts.append(chunk)
+            got += len(chunk)
+        return b"".join(parts)
+    except TimeoutError:
+        log.info("closing a connection whose request body stopped arriving")
+        _send_error(proto, None, -32600, f"the request body of {length} bytes stopped arriving; "
+                    "send each message whole. Closing the connection")
+        return None
+    finally:
+        if big:
+            _receiving -= length
+            parts = []  # noqa: F841 - drop what arrived before the heap is trimmed
+            if not _receiving:
+                _trim_heap()
+
+
+def _trim_heap() -> None:
+    """Give freed heap memory back to the system (glibc keeps it otherwise: the bodies of
+    stalled clients would stay in the daemon's RSS after they are gone)."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            import ctypes
+
+            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim: Any = None
+
+
+async def _wait_for_room(proto: ConnProtocol) -> None:
+    """Wait while this connection has too many requests (or bytes of them) being worked on."""
+    pending = getattr(proto, "pending", None)
+    if pending is None:
+        return
+    while len(pending) >= MAX_PENDING or sum(pending.values()) >= MAX_PENDING_BYTES:
+        proto.drained.clear()
+        transport = getattr(proto.writer, "transport", None)
+        if transport is not None and transport.is_closing():
+            raise ConnectionError("the connection closed")
+        try:
+            await asyncio.wait_for(proto.drained.wait(), 1.0)
+        except TimeoutError:
+            pass
 
 
 def _send_error(proto: ConnProtocol, mid: Any, code: int, message: str) -> None:
@@ -303,6 +471,9 @@ def handle_body(proto: ConnProtocol, body: bytes) -> None:
             _send_error(proto, mid, -32600, f"cannot handle {method}: this connection received "
                         "'shutdown'; send 'exit' and open a new connection")
         return
+    pending = getattr(proto, "pending", None)
+    if pending is not None and "id" in msg and isinstance(method, str):
+        pending[mid] = len(body)
     try:
         if isinstance(method, str) and method.startswith("octostore/"):
             if "id" in msg:
@@ -315,6 +486,7 @@ def handle_body(proto: ConnProtocol, body: bytes) -> None:
         proto.handle_message(message)
     except Exception as exc:  # bad params for an LSP method, or a bug: answer, never hang
         log.debug("cannot handle a message", exc_info=True)
+        proto._done(mid)
         if "id" in msg and isinstance(method, str):
             code = getattr(exc, "code", -32603)
             _send_error(proto, mid, code if isinstance(code, int) else -32603,

@@ -47,9 +47,11 @@ def run_row(run: Run, columns: list[str] | None = None) -> dict[str, Any]:
     }
 
 
-def run_row_json(run: Run) -> orjson.Fragment:
-    """:func:`run_row` (all columns) encoded once: the reply's encoder copies the bytes."""
-    return orjson.Fragment(orjson.dumps(run_row(run)))
+def run_row_json(run: Run) -> tuple[orjson.Fragment, int]:
+    """:func:`run_row` (all columns) encoded once (the reply's encoder copies the bytes), and
+    its size in bytes (a page is cut by size)."""
+    data = orjson.dumps(run_row(run))
+    return orjson.Fragment(data), len(data)
 
 
 def run_full(run: Run) -> dict[str, Any]:
