@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -48,9 +49,22 @@ ARM_TIMEOUT = 600.0
 about a minute); after it the root carries on and says so."""
 
 
+_NOT_WATCHED = "this root is not watched"
+
+
 def poll_interval_ms(dirs: int) -> int:
     return max(POLL_MS, round(dirs * POLL_MS_PER_DIR))
 
+
+MAX_WATCHED_ROOTS = int(os.environ.get("OCTOSTORE_MAX_WATCHED_ROOTS", "16"))
+"""Roots watched by watcher processes at once (two processes each, ~17 MB apiece: 150 roots
+once meant 2.5 GB).  Roots opened beyond it are re-read every :data:`ROOT_POLL_SECONDS`
+instead, and say so."""
+ROOT_POLL_SECONDS = 5.0
+"""Shortest interval between re-reads of a root that is not watched (it grows to 20x the
+time a re-read takes, so re-reading stays under 5% of a core)."""
+_watched_roots: set[str] = set()
+"""Paths of the roots whose watch runs in processes now."""
 
 ARM_DELAY = 0.25
 """When a root already answers (from its snapshot, or from its unwatched first scan), seconds
@@ -146,6 +160,12 @@ class RootWatcher:
     async def _start_tasks(self) -> None:
         await self.stop()
         self._stop = asyncio.Event()
+        if self.root.path not in _watched_roots and len(_watched_roots) >= MAX_WATCHED_ROOTS:
+            self._start_polling()
+            return
+        _watched_roots.add(self.root.path)
+        if self.root.index.notes.get("watch", "").startswith(_NOT_WATCHED):
+            self.root.index.notes.pop("watch", None)
         recursive, flat = self._paths
         if recursive:
             # Decided before the watch starts, so the root never answers "inotify" for a store
@@ -175,7 +195,31 @@ class RootWatcher:
         self._tasks.append(task)
         self._arms.append((armed, task))
 
+    def _start_polling(self) -> None:
+        """Re-read the root now and then instead of watching it (over MAX_WATCHED_ROOTS)."""
+        msg = (f"{_NOT_WATCHED} (over {MAX_WATCHED_ROOTS} roots are watched): it is re-read "
+               f"every {ROOT_POLL_SECONDS:g} s or more, and at once by `octostore/sync`; close "
+               "other roots (or restart the daemon) to watch it")
+        self.root.index.notes["watch"] = msg
+        for info in self.root.index.sources.values():
+            if info.kind != "remote":
+                info.watching = "polling"
+        self._tasks.append(asyncio.create_task(self._poll_root()))
+
+    async def _poll_root(self) -> None:
+        every = ROOT_POLL_SECONDS
+        while True:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), every)
+                return
+            t0 = time.monotonic()
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self.root.queue.put_nowait(("verify", fut))
+            await fut
+            every = max(ROOT_POLL_SECONDS, 20 * (time.monotonic() - t0))
+
     async def stop(self) -> None:
+        _watched_roots.discard(self.root.path)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

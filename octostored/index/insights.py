@@ -56,11 +56,17 @@ def param_influence(runs: list[Run], key: str, top: int = 8) -> list[dict[str, A
     if len(pts) < 3:
         return []
     sd = statistics.pstdev([v for _, v in pts]) or 1.0
-    params = {p for r, _ in pts for p in r.params}
+    # One pass over the runs' params (not runs x every param key: a store whose runs each
+    # have their own thousand keys would make that quadratic).
+    seen = Counter(p for r, _ in pts for p in r.params)
+    by_param: dict[str, list[tuple[str, float]]] = {p: [] for p, n in seen.items() if n >= 3}
+    for r, v in pts:
+        for p, pv in r.params.items():
+            if (got := by_param.get(p)) is not None:
+                got.append((pv, v))
     out = []
-    for p in params:
+    for p, values in by_param.items():
         groups: dict[str, list[float]] = defaultdict(list)
-        values = [(r.params.get(p), v) for r, v in pts if p in r.params]
         if len(values) < 3:
             continue
         numeric = _numeric([pv for pv, _ in values])
