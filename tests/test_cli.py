@@ -167,7 +167,7 @@ def test_logs_tail_grep_and_json(daemon: DaemonProc, logged: tuple[Path, str, by
 @pytest.mark.parametrize("args, message", [
     (["logs", "RUN"], "has no console log; run it with `octostore run -- CMD`"),
     (["logs", "ffffffffffff"], "no run ffffffffffff"),
-    (["logs", "LOGGED", "--grep", "epoch ("], "is not a valid Python regular expression"),
+    (["logs", "LOGGED", "--grep", "epoch ("], "is not a valid regular expression"),
     (["logs", "LOGGED", "--grep", "x", "--follow"], "leave out --follow"),
     (["logs", "LOGGED", "--tail", "-1"], "--tail must be 0 or more"),
     (["logs", "LOGGED", "--name", "nope"], "no log named 'nope'"),

@@ -53,7 +53,8 @@ async def within(aw: Awaitable[T], seconds: float | None, what: str) -> T:
     if seconds is None:
         return await aw
     try:
-        return await asyncio.wait_for(aw, seconds)
+        async with asyncio.timeout(seconds):  # no task per request, unlike wait_for
+            return await aw
     except TimeoutError:
         raise DeadlineExceeded(
             f"{what} did not finish within its {seconds:g} s deadline and was stopped",

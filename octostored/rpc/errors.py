@@ -66,17 +66,9 @@ class DeadlineExceeded(OctostoreError):
     CODE = protocol.DEADLINE_EXCEEDED
 
 
-class FileRefused(OctostoreError):
-    CODE = protocol.FILE_REFUSED
-
-
 class HookRefused(OctostoreError):
     CODE = protocol.HOOK_REFUSED
 
 
 class ConfirmationRequired(OctostoreError):
     CODE = protocol.CONFIRMATION_REQUIRED
-
-
-class ServerUntrusted(OctostoreError):
-    CODE = protocol.SERVER_UNTRUSTED

@@ -52,8 +52,6 @@ TOO_MANY_ROOTS = 1011
 """This connection has as many roots open as it may."""
 DEADLINE_EXCEEDED = 1012
 """The request ran past its deadline and was stopped."""
-FILE_REFUSED = 1013
-"""A repo file is not a regular file, or is over its size cap."""
 COMMIT_REFUSED = 1020
 GIT_FAILED = 1021
 HOOK_REFUSED = 1022
@@ -62,6 +60,4 @@ JOB_NOT_FOUND = 1030
 CANNOT_REPRODUCE = 1031
 CONFIRMATION_REQUIRED = 1032
 """A command the repo recorded must be shown to the user and confirmed (``confirmed: true``)."""
-SERVER_UNTRUSTED = 1040
-"""A tracking server named by the repo is not trusted by the user yet."""
 INVALID_PARAMS = -32602

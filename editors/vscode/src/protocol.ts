@@ -167,7 +167,7 @@ export interface LogInfo {
 }
 
 /** The params of `octostore/log`: a byte range (or the last `tail` bytes) of the run's part, or
- * with `grep` the lines matching a Python regex. */
+ * with `grep` the lines matching a regular expression (RE2 syntax). */
 export interface LogParams {
   root: string;
   run_id: string;

@@ -28,4 +28,7 @@ def make_server(daemon: Daemon) -> LanguageServer:
     ls.report_server_error = lambda error, source: None  # type: ignore[method-assign]
     for module in (daemon_info, runs, artifacts, logs, lsp_features, commit, reproduce):
         module.register(ls, daemon)
+    from ..deadline import bound_features
+
+    bound_features(ls)  # no octostore/* request waits for ever, whatever a repo holds
     return ls

@@ -219,7 +219,8 @@ def register(ls: LanguageServer, daemon: Daemon) -> None:
         exp = root.index.experiments.get(r.experiment_key or r.experiment_id)
         out["experiment_name"] = exp.name if exp else None
         out["git"] = {
-            "commit": r.tags.get("mlflow.source.git.commit"),
+            # MLflow records no commit for notebook runs: the capture's own tag then.
+            "commit": r.tags.get("mlflow.source.git.commit") or r.tags.get("octostore.git.commit"),
             "dirty": r.tags.get("octostore.git.dirty"),
             "patch": r.tags.get("octostore.git.patch"),
         }
@@ -228,6 +229,10 @@ def register(ls: LanguageServer, daemon: Daemon) -> None:
             "python": r.tags.get("octostore.python"),
             "argv": r.tags.get("octostore.argv"),
         }
+        for key, tag in (("notebook", "octostore.notebook"), ("inputs", "octostore.inputs"),
+                         ("big_changes", "octostore.git.big")):
+            if r.tags.get(tag):
+                out["environment"][key] = r.tags[tag]
         orig = r.tags.get("octostore.reproduces")
         out["reproduces"] = orig
         out["reproduced_by"] = [
