@@ -61,6 +61,9 @@ def add_parsers(sub: Any) -> None:
                    help="add the repo's MLflow database to .gitignore without asking")
     p.add_argument("--no-verify", action="store_true",
                    help="skip the repo's pre-commit and commit-msg hooks")
+    p.add_argument("--include-other-branches", action="store_true",
+                   help="also commit runs made on other branches (their commit is not an "
+                        "ancestor of HEAD; left out by default)")
     p.add_argument("--root", help="the repo (default: the git work tree of the current folder)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
@@ -84,6 +87,8 @@ def cmd_commit(c: Client, args: argparse.Namespace) -> int:
                               "gitignore_db": args.gitignore_db}
     if args.no_verify:
         params["no_verify"] = True
+    if args.include_other_branches:
+        params["include_other_branches"] = True
     if args.run_ids:
         params["run_ids"] = args.run_ids
     if args.experiment:
@@ -127,13 +132,16 @@ def _print_result(res: dict[str, Any]) -> None:
         print(f"warning: {inert(w)}", file=sys.stderr)
     if res["nothing_to_commit"]:
         n = res["already_committed"]
-        if not runs:
+        if not runs and any(not o.get("included") for o in res.get("other_branches") or []):
+            print("nothing to commit: the runs not committed yet were made on other branches")
+        elif not runs:
             extra = f" ({len(res['skipped'])} skipped: still running or deleted)" if res[
                 "skipped"] else ""
             print(f"nothing to commit: all {n} run{'s are' if n != 1 else ' is'} already "
                   f"committed{extra}" if n else f"nothing to commit: no finished runs{extra}")
         else:
             print("nothing to commit: the runs are already committed as they are")
+        _print_left_apart(res)
         return
     subject = res["message"].splitlines()[0] if res["message"] else ""
     art = res["artifacts"]
@@ -144,6 +152,11 @@ def _print_result(res: dict[str, Any]) -> None:
         extras.append(f"{len(art['left_out'])} large artifact(s) left out")
     if res.get("logs"):
         extras.append(f"{len(res['logs'])} console log(s)")
+    models = res.get("models") or []
+    if models:
+        gone = sum(1 for m in models if m.get("route") == "left-out" and m.get("model_id"))
+        n = sum(1 for m in models if m.get("model_id")) - gone
+        extras.append(f"{n} logged model(s)" + (f", {gone} left out" if gone else ""))
     detail = f"{res['files']} files, {_mb(res['bytes'])}" + (
         "; " + "; ".join(extras) if extras else "")
     if res["dry_run"]:
@@ -155,16 +168,71 @@ def _print_result(res: dict[str, Any]) -> None:
                   f"{inert(r['experiment'])}")
         for s in res["skipped"]:
             print(f"  skipped {inert(s['run_id'][:8])}: {inert(s['reason'])}")
+        _print_models(res)
+        _print_left_apart(res)
         _print_origins(res.get("origins") or [])
         return
     print(f"committed {len(runs)} run(s) as {res['commit'][:10]} on "
           f"{res['branch'] or 'a detached HEAD'}")
     print(f"  {inert(subject)}")
     print(f"  {detail}")
+    for s in res["skipped"]:
+        print(f"  skipped {inert(s['run_id'][:8])}: {inert(s['reason'])}")
+    _print_models(res)
+    _print_left_apart(res)
     if res.get("lfs_setup"):
         print("  set up Git LFS in this repo (git lfs install --local)")
     if res.get("pushed"):
         print("  pushed")
+
+
+ROUTES = {"git": "git", "git-lfs": "Git LFS", "left-out": "LEFT OUT"}
+SHOWN_MODELS = 20
+
+
+def _print_models(res: dict[str, Any]) -> None:
+    """Each run's logged models: size and route (git, Git LFS, left out and why)."""
+    from .inert import inert
+
+    models = res.get("models") or []
+    if not models:
+        return
+    print("  logged models:")
+    # Every model left out, and the first SHOWN_MODELS of the others.
+    shown = [m for m in models if m.get("route") == "left-out"]
+    rest = [m for m in models if m.get("route") != "left-out"]
+    models = rest[:SHOWN_MODELS] + shown
+    for m in models:
+        route = ROUTES.get(m.get("route", ""), inert(str(m.get("route"))))
+        if m.get("model_id") is None:  # a server run: its models are not fetched
+            print(f"    {inert(m['run_id'][:8])}  {route}: {inert(str(m.get('reason')))}")
+            continue
+        line = (f"    {inert(m['run_id'][:8])}  {inert(m.get('name') or '-'):12}  "
+                f"{inert(m['model_id'])}  {_mb(int(m.get('size') or 0))}  {route}")
+        if m.get("route") == "left-out" and m.get("reason"):
+            line += f": {inert(m['reason'])}"
+        elif m.get("lfs_files"):
+            line += f" ({', '.join(inert(p) for p in m['lfs_files'][:3])})"
+        print(line)
+    if len(rest) > SHOWN_MODELS:
+        print(f"    ... and {len(rest) - SHOWN_MODELS} more (all listed with --json)")
+
+
+def _print_left_apart(res: dict[str, Any]) -> None:
+    """Runs made on other branches: left out unless asked (or listed as taken)."""
+    from .inert import inert
+
+    other = res.get("other_branches") or []
+    left = [o for o in other if not o.get("included")]
+    taken = [o for o in other if o.get("included")]
+    if left:
+        print(f"  left out {len(left)} run(s) made on other branches (commit them with "
+              "--include-other-branches, or name them by id):")
+    elif taken:
+        print(f"  {len(taken)} run(s) made on other branches, taken as asked:")
+    for o in left + taken:
+        print(f"    {inert(o['run_id'][:8])}  {inert(o.get('run_name') or '-'):24}  "
+              f"commit {inert(str(o.get('commit'))[:10])}: {inert(o['reason'])}")
 
 
 def _print_origins(origins: list[dict[str, Any]]) -> None:

@@ -89,6 +89,8 @@ class CommitRequest:
     """Skip the repo's pre-commit and commit-msg hooks."""
     trusted_dirs: list[str] = field(default_factory=list)
     """Folders outside the repo octostore made for this commit (server runs' downloads)."""
+    other_branches: list[dict[str, str]] = field(default_factory=list)
+    """Runs made on other branches, left out (:func:`.branches.split_other_branches`)."""
 
 
 class Busy(git.GitError):
@@ -174,6 +176,7 @@ def _empty_result(top: str, req: CommitRequest) -> dict[str, Any]:
         "branch": None, "nothing_to_commit": False, "message": "", "runs": [],
         "skipped": req.skipped, "already_committed": req.already_committed, "files": 0,
         "bytes": 0, "artifacts": {"lfs": [], "left_out": []}, "locks": [], "patches": [],
+        "inputs": [], "notebooks": [], "models": [], "other_branches": req.other_branches,
         "env_files": [], "lfs_setup": False, "gitignore": {"suggest": [], "added": []},
         "pushed": None, "recovered": None, "warnings": [], "logs": [],
         "origins": [], "refused": [], "kept": [],

@@ -5,9 +5,12 @@ commit (:class:`~octostored.gitops.export.FileOut`), nothing written yet:
 
 * the runs in file-store layout (:mod:`.export`) and the folders of experiments
   the committed store does not have yet;
-* the environment locks and code patches their ``octostore.env`` /
-  ``octostore.git.patch`` tags name, from ``.octostore/`` or (locks) from the
+* the environment locks, code patches, input records and notebook copies their
+  ``octostore.env`` / ``octostore.git.patch`` / ``octostore.inputs`` /
+  ``octostore.notebook.copy`` tags name, from ``.octostore/`` or (locks) from the
   user's capture cache when the repo copy is missing;
+* the runs' logged models (:mod:`.models`), each listed in ``result["models"]`` with its
+  size and route (git, Git LFS, or left out and why);
 * the repo's environment files that git does not track yet (tracked ones are
   in history already; modified ones stay the user's: a warning says so);
 * the console logs the runs' ``octostore.console_log`` tags name (``.log`` and
@@ -62,8 +65,11 @@ def plan_files(top: str, req: CommitRequest, lfs: bool, result: dict[str, Any],
     None (a dry run) measures them without writing anything."""
     from ..sources.sqlitestore import SqliteStoreError
 
+    from .models import ModelCache
+
     guard = Guard(top, req.trusted_dirs)
     folders = ExperimentFolders(os.path.join(top, COMMITTED_STORE))
+    models = ModelCache(top)
     exports: list[RunExport] = []
     kept = []
     for src in req.sources:
@@ -76,7 +82,7 @@ def plan_files(top: str, req: CommitRequest, lfs: bool, result: dict[str, Any],
             req.skipped.append({"run_id": rid, "reason": "its store is outside the repo"})
             continue
         try:
-            ex = export_run(src, folders, req.max_artifact_bytes, lfs, guard)
+            ex = export_run(src, folders, req.max_artifact_bytes, lfs, guard, models)
         except (OSError, SqliteStoreError) as exc:
             req.skipped.append({"run_id": rid, "reason": f"its store could not be read ({exc})"})
             continue
@@ -90,6 +96,7 @@ def plan_files(top: str, req: CommitRequest, lfs: bool, result: dict[str, Any],
         result["origins"].extend({"source": a, "dest": b, "run_id": rid} for a, b in ex.origins)
         result["artifacts"]["lfs"].extend({"run_id": ex.run_id, **e} for e in ex.lfs)
         result["artifacts"]["left_out"].extend({"run_id": ex.run_id, **e} for e in ex.left_out)
+        result["models"].extend({"run_id": ex.run_id, **m} for m in ex.models)
     req.sources = kept
     files: dict[str, FileOut] = {}
     for ident, (name, exp) in folders.new.items():
@@ -125,22 +132,40 @@ def _valid_digest(value: str | None) -> bool:
     return bool(value) and len(value) == 64 and set(value) <= HEX  # type: ignore[arg-type]
 
 
+def _valid_token(value: str | None) -> bool:
+    """An ``octostore.inputs`` record name (``<date>-<time>-<pid>-<hex>``): one plain file
+    name, nothing that could climb out of ``.octostore/inputs``."""
+    if not value or len(value) > 128 or value[0] in ".-":
+        return False
+    return set(value) <= TOKEN_CHARS
+
+
+REFERENCED = (("octostore.env", "envs", ".json", "locks"),
+              ("octostore.git.patch", "patches", ".patch", "patches"),
+              ("octostore.inputs", "inputs", ".json", "inputs"),
+              ("octostore.notebook.copy", "notebooks", ".ipynb", "notebooks"))
+"""(tag, folder under .octostore, suffix, result key) of the files a run's capture tags name."""
+TOKEN_CHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_")
+
+
 def _referenced(top: str, req: CommitRequest, result: dict[str, Any],
                 guard: Guard) -> list[FileOut]:
-    """The environment locks and patches the runs' capture tags name."""
+    """The environment locks, patches, input records and notebook copies the runs' capture
+    tags name."""
     from ..capture import envlock
 
     out: list[FileOut] = []
     seen: set[str] = set()
     for src in req.sources:
         tags = src.run.tags
-        for tag, folder, suffix, key in (("octostore.env", "envs", ".json", "locks"),
-                                         ("octostore.git.patch", "patches", ".patch", "patches")):
+        for tag, folder, suffix, key in REFERENCED:
             digest = tags.get(tag)
             if digest is None:
                 continue
-            if not _valid_digest(digest):
-                result["warnings"].append(f"run {src.run.run_id}: tag {tag} is not a sha256; "
+            valid = _valid_token(digest) if key == "inputs" else _valid_digest(digest)
+            if not valid:
+                what = "a record name" if key == "inputs" else "a sha256"
+                result["warnings"].append(f"run {src.run.run_id}: tag {tag} is not {what}; "
                                           "ignored")
                 continue
             rel = f".octostore/{folder}/{digest}{suffix}"
@@ -165,7 +190,8 @@ def _referenced(top: str, req: CommitRequest, result: dict[str, Any],
                 out.append(FileOut(rel, data=text.encode("utf-8")))
                 result[key].append(digest)
                 continue
-            what = "environment lock" if key == "locks" else "code patch"
+            what = {"locks": "environment lock", "patches": "code patch",
+                    "inputs": "record of inputs", "notebooks": "notebook copy"}[key]
             result["warnings"].append(f"run {src.run.run_id}: its {what} {digest[:12]} is not on "
                                       "this machine; the run is committed without it")
     return out

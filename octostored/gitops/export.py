@@ -16,6 +16,7 @@ Layout, as MLflow 3.17's ``FileStore`` writes and reads it::
     .octostore/runs/<exp>/<run>/inputs/<md5>/meta.yaml
     .octostore/runs/<exp>/<run>/artifacts/...
     .octostore/runs/<exp>/<run>/octostore-artifacts.json   large artifacts (LFS, left out)
+    .octostore/runs/<exp>/models/<model_id>/...       the run's logged models (:mod:`.models`)
 
 Why it is shaped so:
 
@@ -125,6 +126,8 @@ class RunExport:
     """A :class:`.sourcepaths.Guard`: folders outside the repo are refused (None: no check)."""
     origins: list[tuple[str, str]] = field(default_factory=list)
     """(where on this machine, repo-relative destination) of what the export copies."""
+    models: list[dict[str, Any]] = field(default_factory=list)
+    """The run's logged models, each with its size and route (:mod:`.models`)."""
 
 
 class ExperimentFolders:
@@ -261,7 +264,7 @@ def _metric_lines(points: list[tuple[int, float, int]]) -> bytes:
 
 
 def export_run(src: RunSource, folders: ExperimentFolders, max_artifact_bytes: int,
-               lfs: bool, guard: Any = None) -> RunExport:
+               lfs: bool, guard: Any = None, models: Any = None) -> RunExport:
     """Plan the files of one run (nothing is written).
 
     Raises:
@@ -283,6 +286,10 @@ def export_run(src: RunSource, folders: ExperimentFolders, max_artifact_bytes: i
         _artifacts(run, folder, max_artifact_bytes, lfs, ex, src.artifact_dir or "")
     else:
         _artifacts(run, folder, max_artifact_bytes, lfs, ex)
+    if models is not None:  # a .models.ModelCache: the run's logged models (MLflow 3)
+        from .models import export_models
+
+        ex.models = export_models(src, exp_id, folder, max_artifact_bytes, lfs, ex, models)
     for sub in ("params", "metrics"):
         if not any(f.rel.startswith(f"{folder}/{sub}/") for f in ex.files):
             ex.files.append(FileOut(f"{folder}/{sub}/{KEEP}", b".", mode=MODE_LINK, size=1))

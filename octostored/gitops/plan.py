@@ -12,6 +12,9 @@ future CLI without daemon choose runs the same way.
   deleted or already committed (a committed run that changed since is
   exported again); running ones are still skipped.
 * ``--experiment`` narrows either set to experiments by name or id.
+* Runs made on other branches (their commit is not an ancestor of HEAD) are set apart by
+  :mod:`.branches` after this choice: left out unless asked or named.
+* The message's "best" run is the best FINISHED run (a failed run's loss says nothing).
 """
 
 from __future__ import annotations
@@ -111,7 +114,10 @@ def metric_direction(key: str) -> str | None:
 
 
 def best_metric(runs: list[Run]) -> tuple[str, float, str] | None:
-    """(metric, best value, run id) for the most telling metric the runs share, or None."""
+    """(metric, best value, run id) for the most telling metric the runs share, or None.
+    Only FINISHED runs can be the best: a run that failed or was killed half-way often
+    holds the lowest loss of all."""
+    runs = [r for r in runs if r.status == "FINISHED"]
     known = [k for k in key_metric_order(count_keys(r.metrics for r in runs))
              if metric_direction(k) is not None]
     if not known:

@@ -13,7 +13,15 @@ committed), ``experiment`` (names or ids), ``message``, ``dry_run``,
 ``push``, ``max_artifact_mb`` (default ``[tool.octostore.commit]`` or 10),
 ``gitignore_db`` (add the SQLite stores to ``.gitignore``), ``no_verify`` (skip the
 repo's pre-commit and commit-msg hooks, which otherwise run on exactly what the
-commit holds; a hook that fails gives HOOK_REFUSED with its output in ``data``).
+commit holds; a hook that fails gives HOOK_REFUSED with its output in ``data``),
+``include_other_branches`` (also commit runs made on other branches: their
+``octostore.git.commit`` / ``mlflow.source.git.commit`` is not an ancestor of HEAD; by
+default they are left out and listed in the reply's ``other_branches``; runs named in
+``run_ids`` are always taken).
+
+The reply lists each run's logged models in ``models`` (``run_id, model_id, name, size,
+files, route`` "git" / "git-lfs" / "left-out", ``reason``, ``lfs_files``) and the input
+records and notebook copies committed with the runs in ``inputs`` and ``notebooks``.
 
 A run counts as committed when its folder is in HEAD's tree (one ``git ls-tree`` per
 plan), so after a checkout or reset that dropped the commit the runs are committed again.
@@ -81,6 +89,7 @@ def register(ls: LanguageServer, daemon: Daemon) -> None:
             raise OctostoreError("octostore/commit: 'max_artifact_mb' must be 0 or more",
                                  "fix the request's params")
         no_verify = p.bool("no_verify", False)
+        include_other = p.bool("include_other_branches", False)
         await root.sync()
         idx = root.index
         candidates = list(idx.runs.values())
@@ -98,8 +107,11 @@ def register(ls: LanguageServer, daemon: Daemon) -> None:
         except SelectionError as exc:
             cls = ExperimentNotFound if "experiment" in exc.message else RunNotFound
             raise cls(exc.message, exc.remedy) from None
+        # Runs made on other branches: listed apart, left out unless asked or named.
+        chosen, other_branches = await asyncio.to_thread(
+            _split_branches, root.path, sel.runs, include_other or bool(run_ids))
         sources = []
-        for run in sel.runs:
+        for run in chosen:
             info = idx.sources.get(run.source)
             exp = idx.experiments.get(run.experiment_key or run.experiment_id)
             sources.append(RunSource(dataclasses.replace(run), info.kind if info else "file",
@@ -109,7 +121,7 @@ def register(ls: LanguageServer, daemon: Daemon) -> None:
         try:
             return await _commit(ls, root, sources, sel, user_message, dry_run, push,
                                  gitignore_db, max_mb, remote_not_selected, downloads, temp,
-                                 no_verify)
+                                 no_verify, other_branches)
         finally:
             for folder in temp:
                 await asyncio.to_thread(shutil.rmtree, folder, True)
@@ -118,7 +130,8 @@ def register(ls: LanguageServer, daemon: Daemon) -> None:
 async def _commit(ls: LanguageServer, root: Root, sources: list[RunSource], sel: Any,
                   user_message: str | None, dry_run: bool, push: bool, gitignore_db: bool,
                   max_mb: float | None, remote_not_selected: int, downloads: str,
-                  temp: list[str], no_verify: bool = False) -> dict[str, Any]:
+                  temp: list[str], no_verify: bool = False,
+                  other_branches: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     from ...gitops import git
     from ...gitops.commit import Busy, CommitRequest, UnsafeDestination, UserEdits
     from ...gitops.commit import commit as run_commit
@@ -142,7 +155,7 @@ async def _commit(ls: LanguageServer, root: Root, sources: list[RunSource], sel:
         already_committed=sel.already_committed, message=user_message, dry_run=dry_run,
         push=push, max_artifact_bytes=max_artifact_bytes(root.path, max_mb),
         gitignore_db=gitignore_db, no_verify=no_verify,
-        trusted_dirs=list(temp),
+        trusted_dirs=list(temp), other_branches=other_branches or [],
         sqlite_stores=[s.path for s in idx.sources.values() if s.kind == "sqlite"])
     try:
         result = await asyncio.to_thread(run_commit, req, progress)
@@ -174,6 +187,19 @@ def _head_run_ids(path: str) -> frozenset[str] | None:
         return git.head_run_ids(repo_top(path))
     except git.GitError:
         return None
+
+
+def _split_branches(path: str, runs: list[Run],
+                    include: bool) -> tuple[list[Run], list[dict[str, Any]]]:
+    """(runs to commit, runs made on other branches) (:mod:`...gitops.branches`)."""
+    from ...gitops import git
+    from ...gitops.branches import split_other_branches
+    from ...paths import repo_top
+
+    try:
+        return split_other_branches(repo_top(path), runs, include)
+    except git.GitError:
+        return runs, []
 
 
 def _server_only(root: Root, run: Run) -> bool:
