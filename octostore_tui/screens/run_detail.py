@@ -304,7 +304,7 @@ class RunDetailScreen(ChartsScreen):
                        for _, _, lg in logs)
         ]
         self.query_one("#artifact-tree", ArtifactTree).set_entries(
-            entries, [(rid, label, lg) for rid, label, lg in logs]
+            entries, [(rid, label, lg) for rid, label, lg in logs], run.get("models") or []
         )
         view = self.view
         view.set_hint("" if run.get("logs") else NO_LOG_HINT)

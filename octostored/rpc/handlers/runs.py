@@ -233,6 +233,12 @@ def register(ls: LanguageServer, daemon: Daemon) -> None:
                          ("big_changes", "octostore.git.big")):
             if r.tags.get(tag):
                 out["environment"][key] = r.tags[tag]
+        from ...paths import repo_top
+        from ...sources.models import run_models
+
+        info = root.index.sources.get(r.source)
+        out["models"] = await asyncio.to_thread(
+            run_models, r, info.kind if info else None, repo_top(root.path))
         orig = r.tags.get("octostore.reproduces")
         out["reproduces"] = orig
         out["reproduced_by"] = [
