@@ -2,8 +2,9 @@
 
 ``reproduce`` starts a job in the daemon (``octostore/reproduce``) and
 follows its ``octostore/job`` notifications: a progress display on stderr
-(one line per phase, the console log streamed with a ``|`` margin, a
-spinner with the elapsed time on a terminal), then the comparison on stdout
+(one line per phase, each input's case, the console log streamed with a
+``|`` margin, a spinner with the elapsed time on a terminal; none of it with
+``-q``, which prints only the verdict or the error), then the comparison on stdout
 (or the whole result as JSON with ``--json``).  Ctrl-C cancels the job (the
 daemon stops its processes and removes its worktree) and exits 130.
 
@@ -96,7 +97,8 @@ def add_parsers(sub: Any) -> None:
                    help="show the plan and the command that would run; start nothing")
     p.add_argument("--detach", action="store_true",
                    help="start the job and print its id without waiting")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress: only the verdict "
+                   "(or the error)")
     p.add_argument("--root", help="the repo (default: the git work tree of the current folder)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
@@ -199,7 +201,7 @@ def cmd_reproduce(c: Client, args: argparse.Namespace) -> int:
         _print_json({"job": job, "state": final["state"], "error": final.get("error"),
                      "timings": final.get("timings"), **result})
     else:
-        _print_result(result, final)
+        _print_result(result, final, quiet=args.quiet)
     return exit_code(final["state"], result, bool(args.sets))
 
 
@@ -232,9 +234,13 @@ def format_command(cmd: dict[str, Any]) -> str:
     for i, (k, v) in enumerate(env.items()):
         out.append(line("environment:" if i == 0 else "", f"{k}={v}"))
     out.append(line("from:", cmd.get("source", "")))
+    if cmd.get("notebook"):
+        out.append(line("notebook:", cmd["notebook"]))
     if cmd.get("unusual"):
         for i, reason in enumerate(cmd.get("reasons") or []):
             out.append(line("UNUSUAL:" if i == 0 else "", reason))
+    elif cmd.get("kind") == "notebook":
+        out.append(line("", "(a notebook of the repo, executed by octostore's notebook runner)"))
     else:
         out.append(line("", "(a Python interpreter running a file of the repo at that commit)"))
     return "".join(out)
@@ -258,6 +264,8 @@ def _dry_run(c: Client, params: dict[str, Any], args: argparse.Namespace) -> int
           f"{inert((plan.get('store') or {}).get('uri', ''))}")
     print("would run:" + ("" if res.get("accepted") else " (not yet accepted on this machine)"))
     sys.stdout.write(format_command(res.get("command") or {}))
+    for item in plan.get("inputs") or []:
+        print(f"input {inert(item.get('case'))}: {inert(item.get('detail'))}")
     for note in plan.get("notes") or []:
         print(f"note: {inert(note)}")
     return 0
@@ -394,16 +402,18 @@ def _fmt(v: Any) -> str:
     return "-" if v is None else str(v)
 
 
-def _print_result(result: dict[str, Any], final: dict[str, Any]) -> None:
+def _print_result(result: dict[str, Any], final: dict[str, Any], quiet: bool = False) -> None:
+    """The verdict on stdout; with ``quiet`` only the verdict (its line, the metric table, the
+    params that differ) or the error, without the environment, inputs and notes."""
     verdict = result.get("verdict") or final["state"]
     err = final.get("error") or result.get("failed")
     if final["state"] == "cancelled":
         print(f"cancelled during {err.get('phase') if err else 'the job'}")
         return
     if verdict == "failed" and err:
-        print(f"verdict: failed in phase {err.get('phase')}: {err.get('message')}")
+        print(f"verdict: failed in phase {inert(err.get('phase'))}: {inert(err.get('message'))}")
         if err.get("remedy"):
-            print(f"  {err['remedy']}")
+            print(f"  {inert(err['remedy'])}")
         tail = err.get("log_tail") or []
         if tail:
             print("  last lines of the log:")
@@ -419,25 +429,33 @@ def _print_result(result: dict[str, Any], final: dict[str, Any]) -> None:
     moved = [r for r in rows if r["status"] in ("diverged", "missing")]
     equal = [r for r in rows if r["status"] == "equal"]
     how = "exact" if not tol else f"relative tolerance {tol:g}"
+    differing = result.get("diverged_inputs") or []
     if verdict == "reproduced":
         print(f"verdict: reproduced ({len(equal)} metric(s) equal, {how})")
     else:
-        print(f"verdict: diverged ({len(moved)} of {len(rows)} metric(s) moved: "
-              f"{', '.join(r['key'] for r in moved)}; {how})")
+        why = [f"input {inert(p)} differs" for p in differing]
+        if moved or not differing:
+            why.append(f"{len(moved)} of {len(rows)} metric(s) moved"
+                       + (f": {inert(', '.join(r['key'] for r in moved))}" if moved else ""))
+        print(f"verdict: diverged; {'; '.join(why)} ({how})")
     if rows:
         from .cli import table
 
-        print(table(["metric", "original", "reproduced", "diff", "rel", ""],
+        print(table(["metric", "original", "reproduced", "diff", "rel", "status"],
                     [[r["key"], _fmt(r["original"]), _fmt(r["reproduced"]),
                       _fmt(r["abs_diff"]),
                       f"{r['rel_diff'] * 100:+.3g}%" if r["rel_diff"] is not None else "-",
-                      "" if r["status"] == "equal" else r["status"]] for r in rows]))
+                      r["status"]] for r in rows]))
     params = result.get("params") or []
     if params:
         print("params that differ:")
         for d in params:
-            print(f"  {d['key']}: {d['original']} -> {d['reproduced']}"
+            print(f"  {inert(d['key'])}: {inert(d['original'])} -> {inert(d['reproduced'])}"
                   + ("  (--set)" if d.get("expected") else ""))
+    if quiet:
+        return
+    for item in result.get("inputs") or []:
+        print(f"input {inert(item.get('case'))}: {inert(item.get('detail'))}")
     env = result.get("environment") or {}
     diffs = env.get("differences") or []
     if env:
@@ -449,7 +467,7 @@ def _print_result(result: dict[str, Any], final: dict[str, Any]) -> None:
     if len(diffs) > 20:
         print(f"  ... and {len(diffs) - 20} more differences")
     for note in (result.get("notes") or []) + (env.get("notes") or []):
-        print(f"note: {note}")
+        print(f"note: {inert(note)}")
     if result.get("new_run_id"):
         print(f"new run: {result['new_run_id']} in experiment {result.get('experiment')!r} "
               f"(octostore.reproduces={result['run_id'][:8]})")

@@ -122,7 +122,55 @@ async def test_a_run_without_a_commit_cannot_be_checked_out(tmp_path: Path) -> N
     repo = make_repo(tmp_path / "repo")
     run = _run(repo)
     del run.tags["mlflow.source.git.commit"]
-    with pytest.raises(JobError, match="records no git commit"):
+    with pytest.raises(JobError, match="records no git commit") as err:
+        await plan.resolve(str(repo), run, "exp", SOURCES, sets={})
+    assert "GitPython" not in err.value.remedy and "octostore.git.commit" in err.value.message
+    # An attack: a commit tag that git would take as an option never reaches git.
+    run.tags["octostore.git.commit"] = f"--output={tmp_path / 'pwned'}"
+    with pytest.raises(JobError, match="that is not a commit id"):
+        await plan.resolve(str(repo), run, "exp", SOURCES, sets={})
+    assert not (tmp_path / "pwned").exists()
+
+
+async def test_a_notebook_run_resolves_from_its_tags_and_runs_its_copy(tmp_path: Path) -> None:
+    """A run made in a kernel: no MLflow commit (octostore.git.commit instead), the kernel's
+    command line, and the notebook's path and copy; the copy runs when this clone has it
+    (checked against its hash), else the notebook as committed, with a note."""
+    import hashlib
+
+    repo = make_repo(tmp_path / "repo")
+    committed = {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    (repo / "nb").mkdir()
+    (repo / "nb" / "train.ipynb").write_text(json.dumps(committed))
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "notebook")
+    as_run = {"cells": [{"cell_type": "code", "metadata": {"tags": ["parameters"]},
+                         "source": "a = 1", "outputs": [], "execution_count": None}],
+              "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    data = json.dumps(as_run).encode()
+    digest = hashlib.sha256(data).hexdigest()
+    run = _run(repo, **{"octostore.notebook": "nb/train.ipynb", "octostore.notebook.copy": digest,
+                        "octostore.argv": json.dumps(["python", "-m", "ipykernel_launcher",
+                                                      "-f", "/run/kernel-1.json"])})
+    run.tags["octostore.git.commit"] = run.tags.pop("mlflow.source.git.commit")
+    p = await plan.resolve(str(repo), run, "exp", SOURCES, sets={})
+    assert p.entry.kind == "notebook" and p.entry.notebook == "nb/train.ipynb"
+    assert p.entry.copy is None and p.entry.cwd == "nb"
+    assert any("is not in this clone: the notebook as committed runs" in n for n in p.entry.notes)
+    with pytest.raises(JobError, match="no cell tagged 'parameters'"):  # the committed one
+        await plan.resolve(str(repo), run, "exp", SOURCES, sets={"a": "2"})
+    copy = repo / ".octostore" / "notebooks" / f"{digest}.ipynb"
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes(data)
+    p = await plan.resolve(str(repo), run, "exp", SOURCES, sets={"a": "2"})
+    assert p.entry.copy == digest and p.commit == run.tags["octostore.git.commit"]
+    assert "a cell sets a = 2" in p.command["notebook"] and not p.command["unusual"]
+    assert "as it stood when the run started" in p.command["source"]
+    copy.write_bytes(data.replace(b"a = 1", b"import os; os.system('x')"))  # tampered
+    p = await plan.resolve(str(repo), run, "exp", SOURCES, sets={})
+    assert p.entry.copy is None
+    run.tags["octostore.notebook"] = ""  # a kernel that could not tell its notebook
+    with pytest.raises(JobError, match="did not say which notebook it ran"):
         await plan.resolve(str(repo), run, "exp", SOURCES, sets={})
 
 

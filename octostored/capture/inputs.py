@@ -44,8 +44,8 @@ DISABLE_ENV = "OCTOSTORE_CAPTURE_INPUTS"
 INPUTS_DIR = "inputs"
 MAX_INPUTS = 2000
 """Distinct inputs recorded per process; past it the record says it was cut."""
-SKIP_SUFFIXES = (".py", ".pyc", ".pyi", ".pth", ".so", ".pyd")
-"""Code is in git and in the lock, not an input."""
+SKIP_SUFFIXES = (".py", ".pyc", ".pyi", ".pth", ".so", ".pyd", ".ipynb")
+"""Code is in git and in the lock, not an input (a notebook is code too: its copy is kept apart)."""
 SKIP_NAMES = frozenset({"mlflow.db", "mlruns.db", "meta.yaml"})
 
 

@@ -19,7 +19,10 @@ that display, the same for the CLI, the editor and the protocol
   anything else (``bash -c ...``, an absolute path, ``python -c``, a script
   not in the commit's tree, shell syntax in an MLproject command) is unusual,
   with one reason each;
-* ``hash``: sha256 of the exact argv, env and cwd: what an acceptance is for.
+* ``notebook``: for a notebook run, what its execution does (nbclient, the
+  parameter cell, where the executed notebook goes); else null;
+* ``hash``: sha256 of the exact argv, env and cwd: what an acceptance is for
+  (for a notebook, argv names the copy that runs and the parameter cell).
 """
 
 from __future__ import annotations
@@ -75,6 +78,7 @@ def describe(plan: Plan, files: set[str]) -> dict[str, Any]:
     entry = plan.entry
     cwd = entry.cwd or "."
     reasons: list[str] = []
+    notebook: str | None = None
     if entry.kind == "mlproject":
         command = entry.command or ""
         argv = ["bash", "-c", command]
@@ -93,11 +97,24 @@ def describe(plan: Plan, files: set[str]) -> dict[str, Any]:
         source = entry.notes[0] if entry.notes else "the run's MLproject entry point"
     elif entry.kind == "notebook":
         nb = entry.notebook or ""
-        argv = [PYTHON, NOTEBOOK_RUNNER, nb]
-        interpreter, script, args = PYTHON, nb, []
-        if nb not in files:
+        args = [c["arg"] for c in entry.changes]
+        argv = [PYTHON, NOTEBOOK_RUNNER, nb, *(["--copy", entry.copy] if entry.copy else []),
+                *args]
+        interpreter, script = PYTHON, nb
+        if nb not in files and not entry.copy:
             reasons.append(f"the notebook {_short(nb)} is not tracked at commit {plan.commit[:10]}")
-        source = f"the notebook {nb} (tag mlflow.source.name or octostore.argv)"
+        if entry.copy:
+            source = (f"the notebook {nb} as it stood when the run started (its copy "
+                      f".octostore/notebooks/{entry.copy}.ipynb, tag octostore.notebook.copy)")
+        else:
+            source = (f"the notebook {nb} as committed at {plan.commit[:10]} (tag "
+                      "octostore.notebook, mlflow.source.name or octostore.argv)")
+        notebook = (f"every cell of {nb} runs in order with nbclient, in a python3 kernel of "
+                    "the interpreter above, in the notebook's folder"
+                    + (f"; after the cell tagged 'parameters' a cell sets {', '.join(args)}"
+                       if args else "")
+                    + "; the executed notebook is kept as the new run's artifact "
+                    "octostore/notebook.ipynb")
     else:
         argv = list(entry.argv or [])
         interpreter, script, args = _analyse(argv, cwd, files, reasons)
@@ -111,7 +128,8 @@ def describe(plan: Plan, files: set[str]) -> dict[str, Any]:
     return {"argv": argv, "display": shlex.join(argv), "interpreter": interpreter,
             "script": script, "args": args, "env": env, "cwd": cwd, "commit": plan.commit,
             "source": f"{source}, run {plan.run_id}", "kind": entry.kind,
-            "unusual": bool(reasons), "reasons": reasons, "hash": digest(argv, env, cwd)}
+            "unusual": bool(reasons), "reasons": reasons, "hash": digest(argv, env, cwd),
+            "notebook": notebook}
 
 
 def _analyse(argv: list[str], cwd: str, files: set[str],

@@ -10,7 +10,8 @@ runs are not deterministic sets ``tolerance`` (and ``ignore_metrics`` for
 timings) in ``[tool.octostore.reproduce]`` or passes ``--tolerance``.
 
 Verdicts: ``reproduced`` (every compared metric agrees), ``diverged`` (some
-metric moved, or is missing from the reproduction), ``failed`` (a phase
+metric moved, or is missing from the reproduction, or an input the run read
+differs from the recorded one), ``failed`` (a phase
 failed; decided by the job, not here).
 """
 
@@ -61,8 +62,11 @@ def compare_metrics(original: dict[str, float], reproduced: dict[str, float], to
     return rows
 
 
-def verdict(rows: list[dict[str, Any]]) -> str:
-    if any(r["status"] in ("diverged", "missing") for r in rows):
+def verdict(rows: list[dict[str, Any]], differing_inputs: list[str] | tuple[str, ...] = ()
+            ) -> str:
+    """``diverged`` when a metric moved or went missing, or when an input the run read
+    differs from the recorded one (then equal metrics prove nothing about the run)."""
+    if differing_inputs or any(r["status"] in ("diverged", "missing") for r in rows):
         return "diverged"
     return "reproduced"
 
@@ -83,12 +87,16 @@ def compare_params(original: dict[str, str], reproduced: dict[str, str],
     return out
 
 
-def summary(rows: list[dict[str, Any]], limit: int = 5) -> str:
+def summary(rows: list[dict[str, Any]], differing_inputs: list[str] | tuple[str, ...] = (),
+            limit: int = 5) -> str:
     """A one-line account of what moved, for the ``octostore.verdict.detail`` tag."""
     moved = [r for r in rows if r["status"] in ("diverged", "missing")]
+    inputs = "; ".join(f"input {p} differs" for p in differing_inputs[:limit])
+    if len(differing_inputs) > limit:
+        inputs += f" and {len(differing_inputs) - limit} more inputs"
     if not moved:
         n = sum(1 for r in rows if r["status"] == "equal")
-        return f"{n} metric(s) equal"
+        return f"{inputs}; {n} metric(s) equal" if inputs else f"{n} metric(s) equal"
     parts = []
     for r in moved[:limit]:
         if r["status"] == "missing":
@@ -99,4 +107,4 @@ def summary(rows: list[dict[str, Any]], limit: int = 5) -> str:
         else:
             parts.append(f"{r['key']} {r['original']} -> {r['reproduced']}")
     more = f" and {len(moved) - limit} more" if len(moved) > limit else ""
-    return "; ".join(parts) + more
+    return (f"{inputs}; " if inputs else "") + "; ".join(parts) + more

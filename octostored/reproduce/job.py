@@ -17,6 +17,14 @@ MLflow helper (in the reproduced environment) finds it, attaches the console
 log and the ``octostore.reproduces`` tags, and, when the script died before
 it made a run, makes one so that the failure is on record too.
 
+The files the run read (:mod:`.inputs`) are checked in the resolve phase, before
+anything is checked out, built or run: a missing one stops the job there, named with its
+size, hash and why.  After checkout the git-ignored ones (and big changes the patch does not
+carry) are provided read-only in the worktree from the user's clone, and the in-commit ones
+are checked there; each input's case is a progress line and ``result.inputs``; an input that
+differs makes the verdict ``diverged`` (``result.diverged_inputs``).  A notebook run runs the
+copy of its notebook taken when it started, put at the notebook's path in the worktree.
+
 The entry point runs under the console tee (:mod:`octostored.console.runner`), so
 its console is also kept in ``.octostore/logs/`` of the repo, as ``octostore run``
 keeps the original's, and the new run is tagged ``octostore.console_log`` with it
@@ -40,9 +48,10 @@ from ..console import helper_argv
 from ..console import logformat as console_format
 from ..jobs import JobContext, JobError
 from . import compare, envbuild, envspec, proc, projectenv, trust, worktree
+from . import inputs as run_inputs
 from .interpreters import find_uv
 from .mlflow_link import DROP_ENV, Helper, store_env
-from .plan import Plan, Store, resolve
+from .plan import Plan, Store, nb_copy_path, resolve
 
 if TYPE_CHECKING:
     from ..index.root import Root
@@ -123,15 +132,26 @@ async def reproduce(ctx: JobContext, root: Root, req: Request, cache_dir: str) -
     helper_start: asyncio.Task[Helper] | None = None
     try:
         ctx.phase("resolve", f"run {run.run_id[:8]}")
-        plan = req.plan or await resolve(
-            root.path, run, req.experiment, root.index.sources, sets=req.sets, env=req.env,
-            tracking_uri=req.tracking_uri, python=req.python, artifact_dir=req.artifact_dir)
+        try:
+            plan = req.plan or await resolve(
+                root.path, run, req.experiment, root.index.sources, sets=req.sets,
+                env=req.env, tracking_uri=req.tracking_uri, python=req.python,
+                artifact_dir=req.artifact_dir)
+        except JobError as exc:
+            if exc.details.get("inputs"):
+                result["inputs"] = exc.details["inputs"]
+                for item in exc.details["inputs"]:
+                    ctx.progress(item["detail"])
+            raise
         _check_accepted(plan)
         result.update(commit=plan.commit, patch=plan.patch_digest,
                       entry_point=plan.entry.describe(), command=plan.command,
                       store={"uri": plan.store.uri, "why": plan.store.why},
-                      notes=list(plan.notes))
+                      notes=list(plan.notes),
+                      inputs=[i.describe() for i in plan.inputs.items])
         ctx.progress(_resolved(plan))
+        for item in plan.inputs.items:
+            ctx.progress(item.detail)
 
         ctx.phase("checkout", f"commit {plan.commit[:10]}")
         wt = os.path.join(base, "worktrees", job.id)
@@ -141,6 +161,18 @@ async def reproduce(ctx: JobContext, root: Root, req: Request, cache_dir: str) -
             ctx.progress(f"applying the run's patch {plan.patch_digest[:12]}")  # type: ignore[index]
             await worktree.apply_patch(wt, plan.patch, ctx)
         result["notes"] += _copy_untracked(plan, wt)
+        if plan.entry.kind == "notebook" and plan.entry.copy:
+            _place_notebook(plan, wt)
+            ctx.progress(f"the notebook {plan.entry.notebook} as it stood when the run started "
+                         f"(copy {plan.entry.copy[:12]})")
+        before = {i.path: i.case for i in plan.inputs.items}
+        try:
+            run_inputs.provide(plan.inputs, wt)
+        finally:
+            result["inputs"] = [i.describe() for i in plan.inputs.items]
+        for item in plan.inputs.items:
+            if before.get(item.path) != item.case:
+                ctx.progress(item.detail)
         ctx.progress(f"checked out at {wt}")
 
         ctx.phase("environment", plan.env_kind)
@@ -224,15 +256,16 @@ async def reproduce(ctx: JobContext, root: Root, req: Request, cache_dir: str) -
                            f"{new_id}", exit_code=res.code, log_tail=res.lines[-TAIL:])
         rows = compare.compare_metrics(plan.original_metrics, fin["metrics"], req.tolerance,
                                        set(req.ignore_metrics))
-        verdict = compare.verdict(rows)
-        result.update(verdict=verdict, metrics=rows,
+        differing = plan.inputs.differing()
+        verdict = compare.verdict(rows, differing)
+        result.update(verdict=verdict, metrics=rows, diverged_inputs=differing,
                       diverged=[r["key"] for r in rows if r["status"] in ("diverged", "missing")],
                       params=compare.compare_params(plan.original_params, fin["params"],
                                                     req.sets))
         await helper.call({"op": "tag", "run_id": new_id, "tags": {
             "octostore.verdict": verdict,
-            "octostore.verdict.detail": compare.summary(rows)[:4000]}})
-        ctx.progress(f"{verdict}: {compare.summary(rows)}")
+            "octostore.verdict.detail": compare.summary(rows, differing)[:4000]}})
+        ctx.progress(f"{verdict}: {compare.summary(rows, differing)}")
         await helper.close()
         helper = None
         await root.sync()
@@ -338,6 +371,29 @@ def _copy_untracked(plan: Plan, wt: str) -> list[str]:
             notes.append(f"{rel} was untracked at run time; copied from your working tree "
                          "(it may have changed since)")
     return notes
+
+
+def _place_notebook(plan: Plan, wt: str) -> None:
+    """The notebook's copy (as it stood when the run started) at its path in the checkout."""
+    assert plan.entry.copy is not None and plan.entry.notebook is not None
+    dest = os.path.join(wt, plan.entry.notebook)
+    parent = os.path.dirname(dest)
+    os.makedirs(parent, exist_ok=True)
+    top = os.path.join(os.path.realpath(wt), "")
+    if not os.path.join(os.path.realpath(parent), "").startswith(top):
+        raise JobError("checkout", f"the notebook's folder {os.path.dirname(plan.entry.notebook)}"
+                       " leads outside the checkout (a symbolic link at the run's commit)",
+                       "reproduce a run whose notebook is a plain file of the repo")
+    try:
+        if os.path.isdir(dest) and not os.path.islink(dest):
+            shutil.rmtree(dest)
+        elif os.path.lexists(dest):
+            os.unlink(dest)
+        shutil.copyfile(nb_copy_path(plan.repo, plan.entry.copy), dest)
+    except OSError as exc:
+        raise JobError("checkout", f"the notebook's copy cannot be put in the checkout "
+                       f"({exc.strerror or exc})", "check that the cache folder is "
+                       "writable and has space, then try again") from None
 
 
 async def _env_spec(plan: Plan, wt: str) -> envspec.EnvSpec:

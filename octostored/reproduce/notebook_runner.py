@@ -3,10 +3,15 @@
 ``<env python> notebook_runner.py NOTEBOOK OUTPUT PARAMS_JSON``: reads
 ``NOTEBOOK``, injects ``--set`` values papermill-style (a cell right after the
 one tagged ``parameters``, assigning each value: ``ast.literal_eval`` when it
-parses, else the string), executes every cell in a ``python3`` kernel of this
+parses, else the string), executes every cell in a kernel of this
 interpreter with the notebook's folder as working folder, prints each cell's
 output as it completes (the job streams it), and writes the executed
 notebook to ``OUTPUT`` (kept as an artifact), also when a cell fails.
+
+The kernel is this interpreter, whatever kernels the machine has installed: a
+kernel spec of its own (``octostore-python``: ``sys.executable -m
+ipykernel_launcher``) in a temporary folder put first on ``JUPYTER_PATH``, so
+a user's ``python3`` kernel pointing at another Python cannot run the cells.
 
 Self-contained (standard library, nbformat, nbclient): octostore is not
 installed in the reproduced environment.  Exit codes: 0 done, 1 a cell
@@ -18,7 +23,11 @@ from __future__ import annotations
 import ast
 import json
 import os
+import shutil
 import sys
+import tempfile
+
+KERNEL = "octostore-python"
 
 
 def _value(text: str) -> object:
@@ -57,6 +66,20 @@ def _print_outputs(cell) -> None:  # noqa: ANN001
     sys.stdout.flush()
 
 
+def own_kernel() -> str:
+    """A kernel spec for this interpreter, first on ``JUPYTER_PATH``; its folder."""
+    folder = tempfile.mkdtemp(prefix="octostore-kernel-")
+    spec = os.path.join(folder, "kernels", KERNEL)
+    os.makedirs(spec)
+    with open(os.path.join(spec, "kernel.json"), "w", encoding="utf-8") as f:
+        json.dump({"argv": [sys.executable, "-m", "ipykernel_launcher", "-f",
+                            "{connection_file}"],
+                   "display_name": "Python (octostore reproduce)", "language": "python"}, f)
+    old = os.environ.get("JUPYTER_PATH")
+    os.environ["JUPYTER_PATH"] = folder + (os.pathsep + old if old else "")
+    return folder
+
+
 def main(argv: list[str]) -> int:
     import nbformat
     from nbclient import NotebookClient
@@ -78,7 +101,8 @@ def main(argv: list[str]) -> int:
         _print_outputs(cell)
 
     folder = os.path.dirname(os.path.abspath(path))
-    client = NotebookClient(nb, timeout=None, kernel_name="python3",
+    kernels = own_kernel()
+    client = NotebookClient(nb, timeout=None, kernel_name=KERNEL,
                             resources={"metadata": {"path": folder}},
                             on_cell_executed=on_cell_executed)
     code = 0
@@ -89,6 +113,7 @@ def main(argv: list[str]) -> int:
         code = 1
     finally:
         nbformat.write(nb, output)
+        shutil.rmtree(kernels, ignore_errors=True)
     return code
 
 

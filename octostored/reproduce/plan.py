@@ -2,22 +2,29 @@
 
 From the run's tags (and the repo's history) :func:`resolve` works out:
 
-* **the commit** (``mlflow.source.git.commit``), which must be in the repo
-  (else: which commit is missing, and ``git fetch``);
+* **the commit** (``mlflow.source.git.commit``, else octostore's own
+  ``octostore.git.commit``: MLflow records none for a notebook run), which must
+  be in the repo (else: which commit is missing, and ``git fetch``);
 * **the patch** (``octostore.git.patch``): the uncommitted changes of a run
   from a dirty tree, found under ``.octostore/patches/`` and checked against
   its hash; untracked source files the patch could not carry are listed;
 * **the entry point**: the captured command line (``octostore.argv``, run in
   ``octostore.cwd``); else the run's MLproject entry point with its params;
-  else its source (``mlflow.source.name``); a notebook is executed with
-  nbclient.  ``--set`` changes are applied here (:mod:`.overrides`), so a
-  run whose params cannot be changed from outside is refused before anything
-  is built;
+  else its source (``mlflow.source.name``); a notebook run
+  (``octostore.notebook``, or a notebook in the command line or source) is
+  executed with nbclient: the copy of the notebook as it stood when the run
+  started (``octostore.notebook.copy``), else the notebook at the commit.
+  ``--set`` changes are applied here (:mod:`.overrides`; for a notebook, to
+  the cell tagged ``parameters``), so a run whose params cannot be changed
+  from outside is refused before anything is built;
 * **what will run, shown before it runs** (:mod:`.command`): the command taken
   apart (interpreter, script, arguments, environment changes, working folder,
   the tag it came from), marked unusual when it is not a Python interpreter
   running a file tracked at the commit, with its hash; a repo is untrusted, so
   it runs only once this user accepted it (:mod:`.trust`);
+* **the inputs** (:mod:`.inputs`): the files the run read, each found in the
+  commit, provided from the user's clone, differing, or missing (refused here,
+  before anything runs, each named with its size, hash and why);
 * **the environment's source** (:mod:`.envspec`): the captured lock, the
   model's recorded environment, the repo's files at the commit, or an
   interpreter as it is;
@@ -43,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 from ..capture import files as capture_files
 from ..jobs import JobError
 from . import command, envspec, overrides, worktree
+from . import inputs as run_inputs
 
 if TYPE_CHECKING:
     from ..index.state import SourceInfo
@@ -67,6 +75,9 @@ class EntryPoint:
     """mlproject: the command as the MLproject file writes it (placeholders unrendered)."""
     notebook: str | None = None
     """notebook: its path relative to the repo's top."""
+    copy: str | None = None
+    """notebook: sha256 of the copy that runs (``.octostore/notebooks/<sha256>.ipynb``);
+    None: the notebook as committed runs."""
     params_settable: bool = True
     changes: list[dict[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -76,12 +87,14 @@ class EntryPoint:
         if self.kind == "mlproject":
             return self.command or ""
         if self.kind == "notebook":
-            return f"notebook {self.notebook}"
+            return f"notebook {self.notebook}" + (f" (copy {self.copy[:12]})" if self.copy
+                                                  else "")
         return shlex.join(self.argv or [])
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "cwd": self.cwd, "argv": self.argv, "command": self.command,
-                "notebook": self.notebook, "display": self.display(), "changes": self.changes,
+                "notebook": self.notebook, "notebook_copy": self.copy,
+                "display": self.display(), "changes": self.changes,
                 "notes": self.notes}
 
 
@@ -119,13 +132,16 @@ class Plan:
     notes: list[str] = field(default_factory=list)
     command: dict[str, Any] = field(default_factory=dict)
     """What will run, as shown before it runs (:func:`.command.describe`)."""
+    inputs: run_inputs.Inputs = field(default_factory=run_inputs.Inputs)
+    """The files the run read, each with its case (:mod:`.inputs`)."""
 
     def describe(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "run_name": self.run_name, "experiment": self.experiment,
                 "commit": self.commit, "patch": self.patch_digest, "untracked": self.untracked,
                 "entry_point": self.entry.describe(), "environment": self.env_kind,
                 "store": {"uri": self.store.uri, "kind": self.store.kind, "why": self.store.why},
-                "overrides": self.overrides, "notes": self.notes, "command": self.command}
+                "overrides": self.overrides, "notes": self.notes, "command": self.command,
+                "inputs": [i.describe() for i in self.inputs.items]}
 
 
 async def resolve(repo: str, run: Run, experiment: str, sources: dict[str, SourceInfo], *,
@@ -141,12 +157,17 @@ async def resolve(repo: str, run: Run, experiment: str, sources: dict[str, Sourc
     notes: list[str] = []
     top = await worktree.repo_top(repo)
     short = run.run_id[:8]
-    commit_tag = tags.get("mlflow.source.git.commit")
+    commit_tag = tags.get("mlflow.source.git.commit") or tags.get("octostore.git.commit")
     if not commit_tag:
-        raise JobError("resolve", f"run {short} records no git commit (tag "
-                       "mlflow.source.git.commit), so its code cannot be checked out",
-                       "log runs from inside a git repository with GitPython installed: MLflow "
-                       "records the commit then")
+        raise JobError("resolve", f"run {short} records no git commit (tags "
+                       "mlflow.source.git.commit and octostore.git.commit), so its code cannot "
+                       "be checked out",
+                       "make new runs inside a git repository with octostore installed in the "
+                       "training environment (or with `octostore run -- python ...`): octostore "
+                       "then records HEAD's commit for every run, notebooks included")
+    if not re.fullmatch(r"[0-9a-fA-F]{4,64}", commit_tag):
+        raise JobError("resolve", f"run {short} names a commit {commit_tag[:40]!r} that is not "
+                       "a commit id", "the run's commit tag is damaged; reproduce another run")
     commit = await worktree.full_commit(top, commit_tag)
     if commit is None:
         raise JobError("resolve", f"commit {commit_tag} of run {short} is not in this "
@@ -185,6 +206,17 @@ async def resolve(repo: str, run: Run, experiment: str, sources: dict[str, Sourc
         patch_digest, untracked, notes=notes)
     _choose_env(plan, run, env, python, artifact_dir)
     plan.command = command.describe(plan, files)
+    plan.inputs = run_inputs.load(top, tags)
+    plan.notes += plan.inputs.notes
+    if entry.kind == "notebook":  # the notebook is the code that runs (from its copy), not data
+        plan.inputs.items = [i for i in plan.inputs.items if i.path != entry.notebook]
+    datasets = [d for d in run.inputs if isinstance(d, dict)]
+    if datasets:
+        named = ", ".join(f"{d.get('name') or '?'} (digest {str(d.get('digest') or '?')[:12]}, "
+                          f"{d.get('source_type') or 'source unknown'})" for d in datasets[:5])
+        plan.notes.append(f"the run logged {len(datasets)} MLflow dataset(s) with log_input: "
+                          f"{named}; these records are not checked, the files it read are")
+    await run_inputs.check(top, commit, files, plan.inputs)
     return plan
 
 
@@ -242,6 +274,8 @@ async def _entry_point(top: str, commit: str, run: Run, files: set[str],
     if argv and any(a.startswith("... and ") and a.endswith(" more") for a in argv[-1:]):
         notes.append("the captured command line was too long to record whole; not used")
         argv = []
+    if "octostore.notebook" in tags:
+        return await _tagged_notebook(top, commit, run, files, sets, source)
     if argv:
         nb = _notebook_in_argv(argv)
         if nb is not None:
@@ -317,9 +351,55 @@ def _map_script(argv: list[str], files: set[str], cwd: str, notes: list[str]) ->
     return argv
 
 
+async def _tagged_notebook(top: str, commit: str, run: Run, files: set[str],
+                           sets: dict[str, str], source: str) -> EntryPoint:
+    """A run made in a Jupyter kernel: its notebook (``octostore.notebook``), run from the copy
+    taken when the run started (``octostore.notebook.copy``) when this clone has it."""
+    tags = run.tags
+    short = run.run_id[:8]
+    nb = tags.get("octostore.notebook") or ""
+    if not nb:
+        raise JobError("resolve", f"run {short} was made in a Jupyter kernel that did not say "
+                       "which notebook it ran", "run the notebook with `jupyter nbconvert "
+                       "--execute --to notebook NOTEBOOK.ipynb` (or from JupyterLab or VS Code) "
+                       "so that its path is recorded")
+    norm = os.path.normpath(nb).replace(os.sep, "/")
+    outside = os.path.isabs(norm) or norm == ".." or norm.startswith("../")
+    rel = map_path(norm, files) if not outside else None
+    digest = tags.get("octostore.notebook.copy") or ""
+    copy = None
+    notes: list[str] = []
+    if digest and HEX64.fullmatch(digest):
+        path = nb_copy_path(top, digest)
+        if os.path.isfile(path) and not os.path.islink(path) and \
+                worktree.sha256_file(path) == digest:
+            copy = digest
+        else:
+            notes.append(f"the copy of the notebook as it ran ({digest[:12]}) is not in this "
+                         "clone: the notebook as committed runs, and may differ")
+    if rel is None:
+        if copy is None or outside:
+            raise JobError("resolve", f"the run's notebook {nb[:200]} is "
+                           + ("outside the repo" if outside else f"not in commit {commit[:10]}")
+                           + (" and no copy of it is in this clone" if copy is None else ""),
+                           "keep notebooks in the repo and commit them before their runs")
+        rel = norm
+    entry = await _notebook_entry(top, commit, rel, sets, source, copy)
+    entry.notes = notes + entry.notes
+    return entry
+
+
+def nb_copy_path(top: str, digest: str) -> str:
+    return os.path.join(top, capture_files.OCTOSTORE_DIR, "notebooks", digest + ".ipynb")
+
+
 async def _notebook_entry(top: str, commit: str, rel: str, sets: dict[str, str],
-                          source: str) -> EntryPoint:
-    text = await _show(top, commit, rel)
+                          source: str, copy: str | None = None) -> EntryPoint:
+    if copy is not None:
+        with open(nb_copy_path(top, copy), encoding="utf-8", errors="replace") as f:
+            text: str | None = f.read()
+    else:
+        text = await _show(top, commit, rel)
     has_params = False
     try:
         nb = json.loads(text or "{}")
@@ -331,7 +411,7 @@ async def _notebook_entry(top: str, commit: str, rel: str, sets: dict[str, str],
         raise JobError("resolve", f"the notebook {rel} has no cell tagged 'parameters', so its "
                        "parameters cannot be changed from outside",
                        "tag the cell that sets its parameters 'parameters' (as papermill does)")
-    return EntryPoint("notebook", os.path.dirname(rel) or ".", notebook=rel,
+    return EntryPoint("notebook", os.path.dirname(rel) or ".", notebook=rel, copy=copy,
                       params_settable=has_params, source_name=source,
                       changes=[{"key": k, "how": "parameter cell", "arg": f"{k} = {v}"}
                                for k, v in sets.items()])

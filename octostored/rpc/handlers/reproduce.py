@@ -25,7 +25,10 @@ records the acceptance); otherwise it answers ``CONFIRMATION_REQUIRED`` with
 ``data.command``, the display of :mod:`octostored.reproduce.command`.
 ``dry_run: true`` answers with the plan (``command`` and ``accepted``
 included) and starts nothing.  A run that cannot be resolved starts a job
-that fails in its resolve phase, saying why, as before.
+that fails in its resolve phase, saying why, as before; so does a run whose
+recorded inputs are missing (:mod:`octostored.reproduce.inputs`): nothing is
+asked and nothing runs, and the job's error and result carry ``inputs``, each
+``{path, size, sha256, why, case, detail}``.
 
 ``octostore/jobs`` params: ``root`` (only its jobs), ``job`` (one job),
 ``log_lines`` (tail length, default 50), ``follow`` (true: this connection
@@ -126,7 +129,9 @@ def register(ls: LanguageServer, daemon: Daemon) -> None:
                                      python=python, artifact_dir=req.artifact_dir)
         except JobError as exc:
             if dry_run:
-                raise CannotReproduce(exc.message, exc.remedy, phase=exc.phase) from None
+                raise CannotReproduce(exc.message, exc.remedy, phase=exc.phase,
+                                      **({"inputs": exc.details["inputs"]}
+                                         if exc.details.get("inputs") else {})) from None
             # the job fails in its resolve phase and says why, as any failed reproduction
         if dry_run:
             assert req.plan is not None
