@@ -149,6 +149,30 @@ export interface RunFull extends Omit<RunRow, 'metrics' | 'clock'> {
   location?: string;
   /** The run's console logs (daemons before console logs send none). */
   logs?: LogInfo[];
+  /** The run's logged models (MLflow 3 keeps them apart from its artifacts; daemons before
+   * this send none). octostored/sources/models.py, `LoggedModel.summary`. */
+  models?: LoggedModelInfo[];
+}
+
+/** One logged model of a run, as `octostore/run` lists it. */
+export interface LoggedModelInfo {
+  model_id: string;
+  name: string;
+  source_run_id: string | null;
+  /** Flavor names of its MLmodel, e.g. ["python_function", "sklearn"]. */
+  flavors: string[];
+  /** It has a signature. */
+  signature: boolean;
+  /** Bytes on disk (0 when not on this machine). */
+  size: number;
+  files: number;
+  /** As the store records it: a `file:` URI, a path, or a remote URI. */
+  artifact_location: string;
+  /** "READY", "PENDING", "FAILED", ... (null when the store says nothing). */
+  status: string | null;
+  /** Its files are on this machine. */
+  local: boolean;
+  warnings: string[];
 }
 
 /** One log of a run, as `octostore/run` lists it. */

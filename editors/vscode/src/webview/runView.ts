@@ -8,6 +8,8 @@ import './runView.css';
 import { duration, fmtBytes, fmtValue, runLabel, statusLook, toNumber } from '../core/format';
 import type { ArtifactsReply, RunFull, Series } from '../protocol';
 import { ConsoleView } from './consoleView';
+import { h, section, table } from './dom';
+import { modelsSection } from './modelsView';
 
 declare function acquireVsCodeApi(): { postMessage(m: unknown): void; getState(): any; setState(s: any): void };
 const vscode = acquireVsCodeApi();
@@ -25,29 +27,8 @@ const app = document.getElementById('app')!;
 let charts: uPlot[] = [];
 const consoleView = new ConsoleView((m) => vscode.postMessage(m));
 
-function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string> = {},
-  ...children: (Node | string | null | undefined)[]): HTMLElementTagNameMap[K] {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === 'class') el.className = v;
-    else el.setAttribute(k, v);
-  }
-  for (const c of children) if (c !== null && c !== undefined) el.append(c);
-  return el;
-}
-
 function css(name: string, fallback: string): string {
   return getComputedStyle(document.body).getPropertyValue(name).trim() || fallback;
-}
-
-function section(title: string, id: string, ...body: (Node | null)[]): HTMLElement {
-  return h('section', { id }, h('h2', {}, title), ...body);
-}
-
-function table(head: string[], rows: (string | Node)[][], cls = ''): HTMLTableElement {
-  return h('table', { class: cls },
-    h('thead', {}, h('tr', {}, ...head.map((c) => h('th', {}, c)))),
-    h('tbody', {}, ...rows.map((r) => h('tr', {}, ...r.map((c) => h('td', {}, c))))));
 }
 
 function button(label: string, onClick: () => void, title = ''): HTMLButtonElement {
@@ -163,6 +144,10 @@ function render(m: RunMessage): void {
       ['python', env.python ?? '–'], ['command', env.argv ?? '–'], ['lock', env.lock ?? '–'],
     ])));
   }
+
+  // the run's logged models (MLflow 3 keeps their files apart from the artifacts)
+  const models = modelsSection(run.models, (text) => vscode.postMessage({ type: 'copy', text }));
+  if (models) app.append(models);
 
   const viewer = h('div', { id: 'artifact-view' });
   const list = m.artifacts.artifacts;
