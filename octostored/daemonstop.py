@@ -17,6 +17,7 @@ import time
 
 from .client import Client, DaemonUnavailable, OctostoreClientError
 from .paths import lock_path
+from .procs import running
 
 ANSWER_S = 3.0
 """How long the daemon gets to answer over its socket."""
@@ -46,7 +47,7 @@ def stop_daemon(sock: str) -> str | None:
     if asked and pid is not None and wait_gone(pid, GRACE_S):
         return f"stopped the daemon (pid {pid})"
     if holder is None:
-        if pid is None or not alive(pid):
+        if pid is None or not running(pid):
             return None if pid is None else f"stopped the daemon (pid {pid})"
         holder = pid  # it answered with its pid but holds no lock (an older daemon)
     said = (f"the daemon (pid {holder}) did not stop within {GRACE_S:g} s of being asked"
@@ -96,23 +97,8 @@ def lock_holder(sock: str) -> int | None:
 def wait_gone(pid: int, timeout: float) -> bool:
     """Wait until process ``pid`` has ended; whether it did within ``timeout``."""
     deadline = time.monotonic() + timeout
-    while alive(pid):
+    while running(pid):
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.05)
     return True
-
-
-def alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie, ended but not yet reaped by its parent, does not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return True

@@ -95,18 +95,24 @@ def trusted_servers() -> set[str]:
         TrustFileError: a trust file exists but cannot be read.
     """
     out: set[str] = set()
-    folder = config_dir()
+    for _path, servers in _files():
+        out.update(k for k in map(server_key, servers) if k)
+    return out
+
+
+def _files() -> list[tuple[str, list[str]]]:
+    """(path, servers) of each trust file there is (TOML, then JSON)."""
+    found = []
     for name in (FILE_TOML, FILE_JSON):
-        path = os.path.join(folder, name)
+        path = os.path.join(config_dir(), name)
         try:
-            servers = _read(path)
+            found.append((path, _read(path)))
         except FileNotFoundError:
             continue
         except OSError as exc:
             raise TrustFileError(f"cannot read {path} ({exc.strerror}); check its "
                                  "permissions") from None
-        out.update(k for k in map(server_key, servers) if k)
-    return out
+    return found
 
 
 def is_trusted(uri: str) -> bool:
@@ -178,16 +184,7 @@ def untrust(uri: str) -> bool:
         raise TrustFileError(f"{uri!r} is not an http:// or https:// server; give one like "
                              "https://mlflow.example.com")
     removed = False
-    folder = config_dir()
-    for name in (FILE_TOML, FILE_JSON):
-        path = os.path.join(folder, name)
-        try:
-            servers = _read(path)
-        except FileNotFoundError:
-            continue
-        except OSError as exc:
-            raise TrustFileError(f"cannot read {path} ({exc.strerror}); check its "
-                                 "permissions") from None
+    for path, servers in _files():
         keep = [s for s in servers if server_key(s) != key]
         if len(keep) != len(servers):
             removed = True
