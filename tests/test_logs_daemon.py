@@ -444,8 +444,8 @@ def test_cli_grep_shows_a_progress_bar_in_its_last_state_and_checks_its_input(
     assert out.returncode == 0 and out.stdout == "2:loss 0.25\n"  # the number stays visible
     for args, says in ((["--grep", "x", "--max-lines", "1000000"],
                         "octostore: --max-lines must be from 1 to 100000\n"),
-                       (["--grep", "loss ("], "octostore: --grep 'loss (' is not a valid Python "
-                        "regular expression (missing ), unterminated subpattern at position 5); "
-                        "fix the pattern\n")):
+                       (["--grep", "loss ("], "octostore: 'loss (' is not a valid regular "
+                        "expression (missing ): loss (); fix it: the syntax is Python's without "
+                        "backreferences or lookaround (RE2)\n")):
         bad = cli(*args)
         assert bad.returncode == 2 and bad.stderr == says

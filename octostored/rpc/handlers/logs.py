@@ -88,10 +88,9 @@ def register(ls: LanguageServer, daemon: Daemon) -> None:
                 if exc.too_large:
                     raise RequestTooLarge(f"octostore/log: the pattern is too large ({exc})",
                                           "write a shorter pattern") from None
-                raise InvalidParams(f"octostore/log: {pattern[:100]!r} is not a valid regular "
-                                    f"expression for RE2 ({exc})", "fix the pattern (RE2 takes "
-                                    "Python's syntax without backreferences and lookaround)"
-                                    ) from None
+                raise InvalidParams(f"{pattern[:100]!r} is not a valid regular expression "
+                                    f"({exc})", "fix it: the syntax is Python's without "
+                                    "backreferences or lookaround (RE2)") from None
 
         others = sharing(root, run)
 
