@@ -12,7 +12,6 @@ import re
 import time
 from typing import Any
 
-from rich.markup import escape
 from rich.text import Text
 
 from octostored.inert import inert
@@ -138,10 +137,17 @@ def shown(value: Any) -> str:
     return inert(value)
 
 
+_BACKSLASH_BEFORE_TAG = re.compile(r"\\(?=\[|$)")
+
+
 def marked(value: Any) -> str:
-    """A string from a store for a place that reads Rich markup: inert and markup-escaped,
-    so ``[/b]`` or ``:memory:"]`` in a name is shown, never parsed."""
-    return escape(inert(value))
+    """A string from a store for a place that reads markup (Textual's or Rich's): inert,
+    with every ``[`` escaped, so ``[/b]``, ``[2J`` or ``:memory:"]`` in a name is shown,
+    never parsed.  (``rich.markup.escape`` leaves ``[2J`` alone, which Textual's parser
+    then takes for a tag.)  A backslash just before a ``[`` or at the end would escape
+    the next tag, and neither parser unescapes ``\\``: it is shown as ``⧵``."""
+    text = _BACKSLASH_BEFORE_TAG.sub("⧵", inert(value))
+    return text.replace("[", "\\[")
 
 
 def cell(value: Any, style: str = "") -> Text:

@@ -134,3 +134,22 @@ def test_the_last_guard_drops_what_a_widget_forgot() -> None:
     out = strip.render(console)
     assert "\x1b]" not in out and "\x07" not in out and RLO not in out and "\x9b" not in out
     assert "\x1b[1m" in out and "pwned" in out  # the bold style is Textual's own escape
+
+
+@pytest.mark.parametrize("name", [
+    "a[/b]", "run-2" + CLEAR + "[/b]", "x[2J", ':memory:"]', "[bold red]big[/]", "[@click=quit]",
+    "back\\slash[x]", "tail\\", "a\\[b]", "two\\\\", "$accent [$error]x[/]",
+])
+def test_a_name_in_markup_is_shown_never_parsed(name: str) -> None:
+    """Textual's and Rich's markup both show a marked name as the inert name (a '[2J' that
+    rich.markup.escape leaves alone is a tag to Textual's parser and ate the closing tag)."""
+    from rich.markup import render
+    from textual.markup import to_content
+
+    from octostored.inert import inert
+    from octostore_tui.format import marked
+
+    want = inert(name).replace("\\[", "⧵[")
+    want = want[:-1] + "⧵" if want.endswith("\\") else want
+    assert to_content(f"[b]{marked(name)}[/b] after").plain == want + " after"
+    assert render(f"[b]{marked(name)}[/b] after").plain == want + " after"
