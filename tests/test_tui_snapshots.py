@@ -314,7 +314,7 @@ def test_daemon_unreachable(snap_compare: Any, env: TuiEnv) -> None:
     # A fixed path: the message names the socket, and the snapshot must not change per run.
     app = make_app(
         str(env.base / "wine"),
-        "/tmp/octostore-tui-snapshot-nobody.sock",
+        "/tmp/octostore-tui-snapshot-nobody/d.sock",  # no such folder: the path stays as given
         autostart=False,
         timeout=5,
     )
