@@ -64,6 +64,9 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--include-other-branches", action="store_true",
                    help="also commit runs made on other branches (their commit is not an "
                         "ancestor of HEAD; left out by default)")
+    p.add_argument("--data", action="append", metavar="PATH",
+                   help="also commit this data file or folder of the repo (repeatable): "
+                        "through Git LFS over the size limit, with force when git-ignored")
     p.add_argument("--root", help="the repo (default: the git work tree of the current folder)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
@@ -89,6 +92,8 @@ def cmd_commit(c: Client, args: argparse.Namespace) -> int:
         params["no_verify"] = True
     if args.include_other_branches:
         params["include_other_branches"] = True
+    if getattr(args, "data", None):
+        params["data"] = [os.path.abspath(d) for d in args.data]
     if args.run_ids:
         params["run_ids"] = args.run_ids
     if args.experiment:
@@ -169,6 +174,7 @@ def _print_result(res: dict[str, Any]) -> None:
         for s in res["skipped"]:
             print(f"  skipped {inert(s['run_id'][:8])}: {inert(s['reason'])}")
         _print_models(res)
+        _print_data(res)
         _print_left_apart(res)
         _print_origins(res.get("origins") or [])
         return
@@ -179,6 +185,7 @@ def _print_result(res: dict[str, Any]) -> None:
     for s in res["skipped"]:
         print(f"  skipped {inert(s['run_id'][:8])}: {inert(s['reason'])}")
     _print_models(res)
+    _print_data(res)
     _print_left_apart(res)
     if res.get("lfs_setup"):
         print("  set up Git LFS in this repo (git lfs install --local)")
@@ -216,6 +223,37 @@ def _print_models(res: dict[str, Any]) -> None:
         print(line)
     if len(rest) > SHOWN_MODELS:
         print(f"    ... and {len(rest) - SHOWN_MODELS} more (all listed with --json)")
+
+
+DATA_ROUTES = {"git": "git", "git-lfs": "Git LFS"}
+SHOWN_DATA = 20
+
+
+def _print_data(res: dict[str, Any]) -> None:
+    """The ``--data`` files (size, route, forced when ignored) and the runs' inputs git does
+    not hold: the plan always says what it leaves out and why."""
+    from .inert import inert
+
+    data = res.get("data") or []
+    if data:
+        print("  data:")
+        for d in data[:SHOWN_DATA]:
+            route = DATA_ROUTES.get(d.get("route", ""), inert(str(d.get("route"))))
+            note = f" ({inert(d['note'])})" if d.get("note") else ""
+            print(f"    {inert(d['path'])}  {_mb(int(d.get('size') or 0))}  {route}{note}")
+        if len(data) > SHOWN_DATA:
+            print(f"    ... and {len(data) - SHOWN_DATA} more (all listed with --json)")
+        if res.get("data_gitattributes"):
+            print("    (Git LFS lines added to .gitattributes, as `git lfs track` does)")
+    left = res.get("not_committed") or {}
+    files = left.get("files") or []
+    if files:
+        print(f"  {inert(str(left.get('message')))}:")
+        for f in files[:SHOWN_DATA]:
+            size = _mb(int(f["size"])) if isinstance(f.get("size"), int) else "size unknown"
+            print(f"    {inert(f['path'])}  {size}  {inert(str(f.get('why')))}")
+        if len(files) > SHOWN_DATA:
+            print(f"    ... and {len(files) - SHOWN_DATA} more (all listed with --json)")
 
 
 def _print_left_apart(res: dict[str, Any]) -> None:

@@ -1,6 +1,7 @@
 """Git work: committing runs (:mod:`.commit`, :mod:`.contents`, :mod:`.journal`), their
 file-store export (:mod:`.export`), choosing them and wording the message (:mod:`.plan`),
-and ``octostore init`` (:mod:`.scaffold`).
+the data the user names with ``--data`` and the inputs left out (:mod:`.data`), and
+``octostore init`` (:mod:`.scaffold`).
 
 A repo is untrusted input, so a commit copies nothing from outside the work tree
 (:mod:`.sourcepaths`), replays only journals this user's octostore signed
@@ -30,5 +31,6 @@ too, never committed in place):
 Everything here runs on a worker thread of the daemon (or in a CLI process), one
 commit at a time per repo (a lock in ``<git-dir>/octostore``), through plain ``git``
 subprocesses (:mod:`.git`); nothing runs at import time.  The user's work tree and
-index are touched only by an explicit commit, and then only at octostore's own paths.
+index are touched only by an explicit commit, and then only at octostore's own paths
+(and at the data files ``--data`` names, plus their Git LFS lines in ``.gitattributes``).
 """

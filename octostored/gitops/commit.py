@@ -53,6 +53,7 @@ from typing import Any
 
 from . import git
 from .contents import gitignore, plan_files
+from .data import DataRefused, not_committed, plan_data
 from .export import COMMITTED_STORE, MODE_LINK, FileOut, RunExport, RunSource
 from .journal import (
     STATE,
@@ -91,13 +92,15 @@ class CommitRequest:
     """Folders outside the repo octostore made for this commit (server runs' downloads)."""
     other_branches: list[dict[str, str]] = field(default_factory=list)
     """Runs made on other branches, left out (:func:`.branches.split_other_branches`)."""
+    data: list[str] = field(default_factory=list)
+    """Data files or folders the user named (``--data``): added to the commit (:mod:`.data`)."""
 
 
 class Busy(git.GitError):
     pass
 
 
-__all__ = ["Busy", "CommitRequest", "UnsafeDestination", "UserEdits", "commit"]
+__all__ = ["Busy", "CommitRequest", "DataRefused", "UnsafeDestination", "UserEdits", "commit"]
 
 
 class UserEdits(git.GitError):
@@ -140,6 +143,7 @@ def commit(req: CommitRequest, progress: Progress | None = None) -> dict[str, An
             # Compressed console logs are written straight into the staging folder.
             files, exports = plan_files(top, req, lfs, result,
                                         None if req.dry_run else staging)
+            files = _add_data(top, req, lfs, result, files)
             gitignore(top, req, result)
             # Only the folders a run lands in (a few per commit), never one per file.
             run_folders = {e.folder for e in exports}
@@ -147,8 +151,10 @@ def commit(req: CommitRequest, progress: Progress | None = None) -> dict[str, An
                 f.rel for f in files if not f.in_place and _run_folder(f.rel) not in run_folders])
             msg = build_message([s.run for s in req.sources],
                                 [e.exp_name for e in exports], req.message)
+            if not req.sources and result["data"]:
+                msg = data_message(result["data"], req.message)
             result["message"] = msg
-            if not req.sources:
+            if not req.sources and not result["data"]:
                 result["nothing_to_commit"] = True
                 return result
             if req.dry_run:
@@ -179,8 +185,34 @@ def _empty_result(top: str, req: CommitRequest) -> dict[str, Any]:
         "inputs": [], "notebooks": [], "models": [], "other_branches": req.other_branches,
         "env_files": [], "lfs_setup": False, "gitignore": {"suggest": [], "added": []},
         "pushed": None, "recovered": None, "warnings": [], "logs": [],
-        "origins": [], "refused": [], "kept": [],
+        "origins": [], "refused": [], "kept": [], "data": [], "not_committed": None,
     }
+
+
+def _add_data(top: str, req: CommitRequest, lfs: bool, result: dict[str, Any],
+              files: list[FileOut]) -> list[FileOut]:
+    """The ``--data`` files joined to the commit's; the runs' inputs left out listed."""
+    extra = plan_data(top, req.data, req.max_artifact_bytes, lfs, result)
+    not_committed(top, result["inputs"], {d["path"] for d in result["data"]}, result)
+    if not extra:
+        return files
+    by_rel = {f.rel: f for f in files}
+    for f in extra:
+        by_rel[f.rel] = f
+    out = sorted(by_rel.values(), key=lambda f: f.rel)
+    result["files"] = len(out)
+    result["bytes"] = sum(f.size for f in out)
+    return out
+
+
+def data_message(data: list[dict[str, Any]], user_message: str | None) -> str:
+    """A commit of data only: the user's subject, or one that names the files."""
+    names = [d["path"] for d in data]
+    summary = "octostore: data " + ", ".join(names[:3]) + (
+        f" and {len(names) - 3} more" if len(names) > 3 else "")
+    if user_message and user_message.strip():
+        return f"{user_message.strip()}\n\n{summary}\n"
+    return summary + "\n"
 
 
 # -- committing ----------------------------------------------------------------------------

@@ -17,7 +17,15 @@ commit holds; a hook that fails gives HOOK_REFUSED with its output in ``data``),
 ``include_other_branches`` (also commit runs made on other branches: their
 ``octostore.git.commit`` / ``mlflow.source.git.commit`` is not an ancestor of HEAD; by
 default they are left out and listed in the reply's ``other_branches``; runs named in
-``run_ids`` are always taken).
+``run_ids`` are always taken), ``data`` (paths of data files or folders inside the repo,
+absolute or relative to ``root``: added to the commit, through Git LFS over the size limit;
+a git-ignored one with force; a path outside the repo, or a big file without git-lfs,
+gives COMMIT_REFUSED in one sentence).
+
+The reply lists the ``data`` files (``path, size, route`` "git" / "git-lfs", ``ignored``,
+``note``) and, in ``not_committed`` (null when none), the runs' inputs git does not hold
+(``files``: ``path, size, sha256, why`` "git-ignored" / "untracked"; ``message``: why it
+matters and what to do).
 
 The reply lists each run's logged models in ``models`` (``run_id, model_id, name, size,
 files, route`` "git" / "git-lfs" / "left-out", ``reason``, ``lfs_files``) and the input
@@ -90,6 +98,8 @@ def register(ls: LanguageServer, daemon: Daemon) -> None:
                                  "fix the request's params")
         no_verify = p.bool("no_verify", False)
         include_other = p.bool("include_other_branches", False)
+        data = [d if os.path.isabs(d) else os.path.join(root.path, d)
+                for d in p.str_list("data") or []]
         await root.sync()
         idx = root.index
         candidates = list(idx.runs.values())
@@ -121,7 +131,7 @@ def register(ls: LanguageServer, daemon: Daemon) -> None:
         try:
             return await _commit(ls, root, sources, sel, user_message, dry_run, push,
                                  gitignore_db, max_mb, remote_not_selected, downloads, temp,
-                                 no_verify, other_branches)
+                                 no_verify, other_branches, data)
         finally:
             for folder in temp:
                 await asyncio.to_thread(shutil.rmtree, folder, True)
@@ -131,9 +141,10 @@ async def _commit(ls: LanguageServer, root: Root, sources: list[RunSource], sel:
                   user_message: str | None, dry_run: bool, push: bool, gitignore_db: bool,
                   max_mb: float | None, remote_not_selected: int, downloads: str,
                   temp: list[str], no_verify: bool = False,
-                  other_branches: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                  other_branches: list[dict[str, Any]] | None = None,
+                  data: list[str] | None = None) -> dict[str, Any]:
     from ...gitops import git
-    from ...gitops.commit import Busy, CommitRequest, UnsafeDestination, UserEdits
+    from ...gitops.commit import Busy, CommitRequest, DataRefused, UnsafeDestination, UserEdits
     from ...gitops.commit import commit as run_commit
     from ...gitops.plan import max_artifact_bytes
 
@@ -155,13 +166,14 @@ async def _commit(ls: LanguageServer, root: Root, sources: list[RunSource], sel:
         already_committed=sel.already_committed, message=user_message, dry_run=dry_run,
         push=push, max_artifact_bytes=max_artifact_bytes(root.path, max_mb),
         gitignore_db=gitignore_db, no_verify=no_verify,
-        trusted_dirs=list(temp), other_branches=other_branches or [],
+        trusted_dirs=list(temp), other_branches=other_branches or [], data=data or [],
         sqlite_stores=[s.path for s in idx.sources.values() if s.kind == "sqlite"])
     try:
         result = await asyncio.to_thread(run_commit, req, progress)
     except git.HookFailed as exc:
         raise HookRefused(exc.message, exc.remedy, hook=exc.hook, output=exc.output) from None
-    except (git.NotARepo, git.RepoBusy, Busy, UserEdits, UnsafeDestination) as exc:
+    except (git.NotARepo, git.RepoBusy, Busy, UserEdits, UnsafeDestination,
+            DataRefused) as exc:
         raise CommitRefused(exc.message, exc.remedy) from None
     except git.GitError as exc:
         raise GitFailed(exc.message, exc.remedy) from None
