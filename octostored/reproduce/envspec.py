@@ -8,8 +8,11 @@ Four sources, in the order ``--env auto`` tries them:
     else the user's capture cache): every distribution at its exact version,
     installed with ``--no-deps`` (a lock is a closure: nothing to resolve).
 ``model``
-    The environment the run's logged model recorded (``requirements.txt`` and
-    ``python_env.yaml``/``conda.yaml`` beside its ``MLmodel``).
+    The environment the run's model recorded beside its ``MLmodel``: a folder of
+    its artifacts (MLflow 2) or its logged model (MLflow 3, ``<exp>/models/m-<id>/``
+    in the live store or the committed one, :mod:`..sources.models`), the one named
+    ``model`` or the only one; ``requirements.txt``, else ``python_env.yaml``, else
+    ``conda.yaml``'s pip section.
 ``project``
     The repo's environment files *at the run's commit* (:mod:`.projectenv`).
 ``current``
@@ -157,8 +160,27 @@ def from_lock(lock: dict[str, Any], digest: str, where: str) -> EnvSpec:
 
 
 # -- model --------------------------------------------------------------------------------------
-def find_model_dirs(artifact_dir: str | None, run_id: str) -> list[str]:
-    """Folders holding an ``MLmodel`` logged by the run (in its artifacts, or MLflow 3 models)."""
+MODEL_ENV_FILES = ("requirements.txt", "python_env.yaml", "conda.yaml")
+
+
+@dataclass
+class RunModel:
+    """One model a run logged: a folder of its artifacts with an ``MLmodel`` (MLflow 2), or a
+    logged model of its own (MLflow 3, ``<exp>/models/m-<id>/artifacts``)."""
+
+    name: str
+    model_id: str | None
+    folder: str
+    created: int = 0
+
+    def label(self) -> str:
+        return f"{self.name} ({self.model_id})" if self.model_id else f"{self.name} (artifacts)"
+
+    def usable(self) -> bool:
+        return any(os.path.isfile(os.path.join(self.folder, n)) for n in MODEL_ENV_FILES)
+
+
+def _artifact_model_dirs(artifact_dir: str | None) -> list[str]:
     found: list[str] = []
     if not artifact_dir or not os.path.isdir(artifact_dir):
         return found
@@ -169,6 +191,66 @@ def find_model_dirs(artifact_dir: str | None, run_id: str) -> list[str]:
             dirnames[:] = []
         elif depth >= 3:
             dirnames[:] = []
+    return found
+
+
+def run_models(run: Any, sources: dict[str, Any], top: str,
+               artifact_dir: str | None) -> list[RunModel]:
+    """The run's models: folders of its artifacts with an ``MLmodel`` (MLflow 2 layout), then
+    its logged models (MLflow 3) from its store, live or committed.  A committed model whose
+    artifacts are outside the repo is not offered (a cloned repo is untrusted input)."""
+    from ..sources.models import models_of
+
+    out = [RunModel(os.path.relpath(d, artifact_dir).replace(os.sep, "/") if artifact_dir
+                    else d, None, d) for d in _artifact_model_dirs(artifact_dir)]
+    info = sources.get(getattr(run, "source", "")) if sources else None
+    for m in models_of(run, info.kind if info else None, top):
+        if not m.artifact_dir:
+            continue
+        created = m.meta.get("creation_timestamp")
+        out.append(RunModel(m.name or m.model_id, m.model_id, m.artifact_dir,
+                            created if isinstance(created, int) else 0))
+    known = {os.path.realpath(m.folder) for m in out}
+    for d in find_model_dirs(artifact_dir, run.run_id):  # a model folder without a meta.yaml
+        if os.path.realpath(d) not in known:
+            out.append(RunModel(os.path.basename(os.path.dirname(d)), None, d))
+    if info is not None and info.committed:
+        real_top = os.path.realpath(top)
+        out = [m for m in out if os.path.realpath(m.folder).startswith(real_top + os.sep)]
+    return out
+
+
+def choose_model(models: list[RunModel], short: str, wanted: str | None = None
+                 ) -> tuple[RunModel | None, str]:
+    """The model whose environment a reproduction uses: ``wanted`` (a name or model id), else
+    the one named ``model`` (the latest logged), else the only one.  Returns (model, why not)."""
+    usable = [m for m in models if m.usable()]
+    if wanted:
+        hits = [m for m in usable if wanted in (m.name, m.model_id)]
+        if hits:
+            return max(hits, key=lambda m: (m.model_id is not None, m.created)), ""
+        return None, f"run {short} logged no model named {wanted!r} with an environment file"
+    if not usable:
+        if models:
+            return None, (f"run {short}'s model(s) {', '.join(m.label() for m in models[:5])} "
+                          "have no requirements.txt, python_env.yaml or conda.yaml")
+        return None, f"run {short} logged no model"
+    named = [m for m in usable if m.name == "model"]
+    if named:
+        return max(named, key=lambda m: (m.model_id is not None, m.created)), ""
+    if len(usable) == 1:
+        return usable[0], ""
+    return None, (f"run {short} logged {len(usable)} models "
+                  f"({', '.join(m.label() for m in usable[:8])}) and none is named 'model', "
+                  "so which one's environment to use is not clear")
+
+
+def find_model_dirs(artifact_dir: str | None, run_id: str) -> list[str]:
+    """Folders holding an ``MLmodel`` logged by the run (in its artifacts, or MLflow 3 models
+    whose ``MLmodel`` names the run, found beside the run folder)."""
+    found = _artifact_model_dirs(artifact_dir)
+    if not artifact_dir or not os.path.isdir(artifact_dir):
+        return found
     # MLflow 3 logs models beside the runs: <experiment>/models/<model id>/artifacts/MLmodel.
     exp_dir = os.path.dirname(os.path.dirname(artifact_dir.rstrip(os.sep)))
     models = os.path.join(exp_dir, "models")
@@ -178,9 +260,9 @@ def find_model_dirs(artifact_dir: str | None, run_id: str) -> list[str]:
         entries = []
     for name in entries:
         folder = os.path.join(models, name, "artifacts")
-        mlmodel = os.path.join(folder, "MLmodel")
         try:
-            with open(mlmodel, encoding="utf-8", errors="replace") as f:
+            with open(os.path.join(folder, "MLmodel"), encoding="utf-8",
+                      errors="replace") as f:
                 text = f.read(64 * 1024)
         except OSError:
             continue
@@ -191,11 +273,21 @@ def find_model_dirs(artifact_dir: str | None, run_id: str) -> list[str]:
 
 def from_model(model_dir: str, repo: str) -> EnvSpec:
     from ..envfiles import parse_env_file
-    from .projectenv import flatten_requirements
+    from .projectenv import _from_conda, _from_python_env, flatten_requirements
 
+    rel = os.path.relpath(model_dir, repo) if model_dir.startswith(repo + os.sep) else model_dir
     req = os.path.join(model_dir, "requirements.txt")
     if not os.path.isfile(req):
-        raise EnvUnavailable(f"the run's model at {model_dir} has no requirements.txt",
+        for name, build in (("python_env.yaml", _from_python_env), ("conda.yaml", _from_conda)):
+            if os.path.isfile(os.path.join(model_dir, name)):
+                spec = build(model_dir, name, None, "")
+                what = "pip section of its conda.yaml" if name == "conda.yaml" else name
+                spec.kind = "model"
+                spec.source = f"the logged model's {what} ({rel})"
+                spec.material = {"model": spec.material, "python": spec.python}
+                return spec
+        raise EnvUnavailable(f"the run's model at {rel} has no requirements.txt, "
+                             "python_env.yaml or conda.yaml",
                              "use --env project or --env captured")
     lines, pythonpath, material = flatten_requirements(req, repo)
     python = None
@@ -206,7 +298,6 @@ def from_model(model_dir: str, repo: str) -> EnvSpec:
             python = rec.get("python") or python
             if python:
                 break
-    rel = os.path.relpath(model_dir, repo) if model_dir.startswith(repo + os.sep) else model_dir
     return EnvSpec("model", f"the logged model's requirements ({rel})", python=python,
                    requirements=lines, pythonpath=pythonpath,
                    material={"model": material, "python": python}, workdir=model_dir)

@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..capture import files as capture_files
+from ..inert import inert
 from ..jobs import JobError
 from . import command, envspec, overrides, worktree
 from . import inputs as run_inputs
@@ -204,7 +205,7 @@ async def resolve(repo: str, run: Run, experiment: str, sources: dict[str, Sourc
         top, run, sources, tracking_uri, entry.cwd), sets,
         {k: v[0] for k, v in run.metrics.items()}, dict(run.params), dict(tags), patch,
         patch_digest, untracked, notes=notes)
-    _choose_env(plan, run, env, python, artifact_dir)
+    _choose_env(plan, run, env, python, artifact_dir, sources)
     plan.command = command.describe(plan, files)
     plan.inputs = run_inputs.load(top, tags)
     plan.notes += plan.inputs.notes
@@ -512,7 +513,7 @@ def _store_from_uri(uri: str, top: str, why: str) -> Store:
 
 
 def _choose_env(plan: Plan, run: Run, env: str, python: str | None,
-                artifact_dir: str | None) -> None:
+                artifact_dir: str | None, sources: dict[str, SourceInfo]) -> None:
     tags = run.tags
     digest = tags.get("octostore.env")
     if digest is not None and not HEX64.fullmatch(digest):
@@ -540,19 +541,19 @@ def _choose_env(plan: Plan, run: Run, env: str, python: str | None,
                            "use --env project (the repo's environment files at the run's "
                            "commit) or --env current")
     if env in ("auto", "model"):
-        models = envspec.find_model_dirs(artifact_dir, run.run_id)
-        usable = [m for m in models if os.path.isfile(os.path.join(m, "requirements.txt"))]
-        if usable:
+        chosen, why = envspec.choose_model(
+            envspec.run_models(run, sources, plan.repo, artifact_dir), run.run_id[:8])
+        if chosen is not None:
             plan.env_kind = "model"
-            plan.model_dir = usable[0]
+            plan.model_dir = chosen.folder
+            plan.notes.append(f"the environment of the run's model {inert(chosen.label())}")
             if env == "auto":
                 plan.notes.append(f"{why_not[0] if why_not else 'no lock'}: using the "
                                   "environment the run's logged model recorded")
             return
         if env == "model":
-            raise JobError("resolve", f"run {run.run_id[:8]} logged no model with a "
-                           "requirements.txt", "use --env project or --env captured")
-        why_not.append("no logged model")
+            raise JobError("resolve", inert(why), "use --env project or --env captured")
+        why_not.append(inert(why))
     plan.env_kind = "project"
     if env == "auto":
         plan.notes.append(f"{'; '.join(why_not)}: falling back to the repo's environment "

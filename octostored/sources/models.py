@@ -160,9 +160,9 @@ def file_store_models(exp_dir: str, base: str | None = None, describe: bool = Tr
         art = local_dir(location, base) or (
             os.path.join(folder, "artifacts") if os.path.isdir(os.path.join(folder, "artifacts"))
             else None)
-        run_id = meta.get("source_run_id")
+        source_run = meta.get("source_run_id")  # not run_id: that one filters the loop
         model = LoggedModel(name, str(meta.get("name") or ""), str(meta.get("experiment_id", "")),
-                            str(run_id) if run_id else None, location, art, meta, folder,
+                            str(source_run) if source_run else None, location, art, meta, folder,
                             _kv_folder(os.path.join(folder, "params")),
                             _kv_folder(os.path.join(folder, "tags")))
         if describe:
