@@ -1,14 +1,18 @@
 """A researcher's own project, committed, cloned and reproduced in the clone.
 
-A repo written the way the story goes: ``train.py`` (argparse) and ``train.ipynb`` (a cell
-tagged ``parameters``) both read ``data/raw/wine.csv``, which git ignores, and log a metric;
-``requirements.txt``.  Both run for real with the capture plugin loaded by MLflow itself, the
-notebook through nbclient in a real ipykernel as ``jupyter nbconvert --execute`` runs it.  The
-runs are committed, the repo cloned, and in the clone ``octostore reproduce`` (the CLI, a real
-daemon, real jobs) must: name the missing data file before running anything; with the file
-copied back (still ignored by git, so absent from the worktree) reproduce the script run and
-the notebook run; say *diverged* for the notebook with ``--set`` on its parameter, and when
-the data differs, naming the file.
+A repo written the way the story goes: ``train.py`` (argparse, ``log_params``, a metric,
+``mlflow.sklearn.log_model``) and ``train.ipynb`` (a cell tagged ``parameters``) both read
+``data/raw/wine.csv``, which git ignores, and log a metric; ``requirements.txt`` and
+``conda.yaml``; a tracked data file over the patch limit, left modified.  Both run for real
+with the capture plugin loaded by MLflow itself, the notebook through nbclient in a real
+ipykernel as ``jupyter nbconvert --execute`` runs it.  ``octostore commit`` commits the runs
+(their model, input records and notebook copy with them) and the modified data file
+(``--data``), the repo is cloned, and in the clone: stock MLflow loads the model from the
+committed runs; ``octostore reproduce`` (the CLI, a real daemon, real jobs) names the missing
+data file before running anything; with the file copied back (still ignored by git, so
+absent from the worktree) it reproduces the script run and the notebook run; it says
+*diverged* for the notebook with ``--set`` on its parameter, and when the data differs,
+naming the file.
 """
 
 from __future__ import annotations
@@ -37,16 +41,22 @@ TRAIN_PY = """\
 import argparse
 
 import mlflow
+import numpy as np
+from sklearn.linear_model import LinearRegression
 
 p = argparse.ArgumentParser()
 p.add_argument("--alpha", type=float, default=0.5)
 a = p.parse_args()
 rows = [line.split(",") for line in open("data/raw/wine.csv").read().splitlines()[1:]]
 score = a.alpha * sum(float(r[1]) for r in rows)
+big = len(open("data/big.bin", "rb").read())
 mlflow.set_experiment("wine")
 with mlflow.start_run() as run:
-    mlflow.log_param("alpha", a.alpha)
+    mlflow.log_params({"alpha": a.alpha, "big_bytes": big})
     mlflow.log_metric("score", score)
+    X = np.array([[float(r[1])] for r in rows])
+    model = LinearRegression().fit(X, a.alpha * X[:, 0])
+    mlflow.sklearn.log_model(model, name="model")
 print(run.info.run_id)
 """
 
@@ -92,7 +102,10 @@ def _write_project(repo: Path) -> None:
     (repo / "data" / "raw").mkdir(parents=True)
     (repo / "data" / "raw" / "wine.csv").write_text(WINE)
     (repo / "train.py").write_text(TRAIN_PY)
-    (repo / "requirements.txt").write_text("mlflow\n")
+    (repo / "requirements.txt").write_text("mlflow\nscikit-learn\n")
+    (repo / "conda.yaml").write_text("name: wine\ndependencies:\n  - python=3.11\n  - pip\n"
+                                     "  - pip:\n    - mlflow\n    - scikit-learn\n")
+    (repo / "data" / "big.bin").write_bytes(bytes(range(256)) * (5 * 4096))  # 5 MiB, tracked
     nb = nbformat.v4.new_notebook()
     for source, tags in CELLS:
         cell = nbformat.v4.new_code_cell(source)
@@ -101,6 +114,8 @@ def _write_project(repo: Path) -> None:
     nbformat.write(nb, repo / "train.ipynb")
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "wine: script and notebook")
+    with (repo / "data" / "big.bin").open("ab") as f:  # changed, not committed
+        f.write(b"new rows\n" * 100)
 
 
 def _record(repo: Path, tags: dict[str, str]) -> dict:
@@ -140,14 +155,27 @@ def project() -> Iterator[Project]:
         assert nb_tags["octostore.git.commit"] == git(p.repo, "rev-parse", "HEAD").strip()
         for tags in (script_tags, nb_tags):
             assert "octostore.capture_error" not in tags
-            paths = {f["path"] for f in _record(p.repo, tags)["files"]}
-            assert paths - {"train.ipynb"} == {"data/raw/wine.csv"}  # (capture reads the
-            # notebook in the kernel to copy it, and records that read too)
-        git(p.repo, "add", "-A")
-        git(p.repo, "commit", "-qm", "runs")
+            files = {f["path"]: f for f in _record(p.repo, tags)["files"]}
+            assert files["data/raw/wine.csv"]["why"] == "read"
+            assert files["data/big.bin"]["why"] in ("read", "changed")
+            assert "train.ipynb" not in files
+        assert json.loads(script_tags["octostore.git.big"]) == ["data/big.bin"]
+        p.daemon.start()
+        # octostore commit: the runs with their model, input records and notebook copy, and
+        # the big data file the runs read as it is now (--data); the ignored data stays out.
+        env = p.daemon.env()
+        env.pop("MLFLOW_TRACKING_URI", None)
+        dry = subprocess.run([sys.executable, "-m", "octostored.cli", "commit", "--dry-run"],
+                             cwd=p.repo, env=env, capture_output=True, text=True, timeout=300)
+        assert dry.returncode == 0, dry.stderr
+        assert "data/raw/wine.csv" in dry.stdout and "not committed" in dry.stdout
+        out = subprocess.run([sys.executable, "-m", "octostored.cli", "commit", "--data",
+                              "data/big.bin"], cwd=p.repo, env=env, capture_output=True,
+                             text=True, timeout=300)
+        assert out.returncode == 0, out.stdout + out.stderr
         git(base, "clone", "-q", str(p.repo), str(p.clone))
         assert not (p.clone / "data" / "raw" / "wine.csv").exists()  # ignored: not cloned
-        p.daemon.start()
+        assert (p.clone / "train.ipynb").is_file()
         yield p
     finally:
         p.daemon.stop()
@@ -192,7 +220,11 @@ def test_1_missing_data_is_named_before_anything_runs(project: Project) -> None:
     digest = __import__("hashlib").sha256(WINE.encode()).hexdigest()
     assert "data/raw/wine.csv" in msg and f"{len(WINE)} bytes" in msg and digest[:12] in msg
     assert "git-ignored and not in this clone" in msg
-    assert [(i["path"], i["case"]) for i in res["inputs"]] == [("data/raw/wine.csv", "missing")]
+    cases = {i["path"]: i["case"] for i in res["inputs"]}
+    assert cases["data/raw/wine.csv"] == "missing"
+    # The big data file left modified at the run is not in the run's patch; committed with
+    # --data, the clone has exactly the content the run read.
+    assert cases["data/big.bin"] in ("provided", "in-commit")
     assert "run" not in (res.get("timings") or {})
     assert _reproductions(project, project.script_run) == []
     # The text display says the same in one sentence.
@@ -248,8 +280,9 @@ def test_3_the_notebook_run_reproduces_from_its_copy(project: Project) -> None:
     assert "input data/raw/wine.csv" in out.stdout and "input train.ipynb" not in out.stdout
     new = _reproductions(project, project.notebook_run)
     assert len(new) == 1
-    client = MlflowClient((project.clone / "mlruns").as_uri())
-    kept = [a.path for a in client.list_artifacts(new[0]["run_id"], "octostore")]
+    with project.daemon.client(timeout=60) as c:
+        kept = [a["path"] for a in c.call("octostore/artifacts", root=str(project.clone),
+                                          run_id=new[0]["run_id"])["artifacts"]]
     assert "octostore/notebook.ipynb" in kept  # the executed notebook, with the new run
 
 
@@ -271,3 +304,16 @@ def test_5_changed_data_is_named_in_the_verdict(project: Project) -> None:
     assert out.returncode == 3, out.stdout + out.stderr
     assert "verdict: diverged; input data/raw/wine.csv differs" in out.stdout
     assert "input differs: input data/raw/wine.csv (" in out.stdout
+
+
+def test_0_stock_mlflow_loads_the_committed_model_in_the_clone(project: Project) -> None:
+    """No daemon involved: MLflow itself, from the clone's top, reading the committed runs
+    (.octostore/runs), loads the script run's model."""
+    code = ("import mlflow, sys; m = mlflow.sklearn.load_model(f'runs:/{sys.argv[1]}/model'); "
+            "print(m.predict([[10.0]])[0])")
+    env = dict(os.environ, MLFLOW_ALLOW_FILE_STORE="true", OCTOSTORE_CAPTURE="0",
+               MLFLOW_TRACKING_URI=(project.clone / ".octostore" / "runs").as_uri())
+    out = subprocess.run([sys.executable, "-c", code, project.script_run], cwd=project.clone,
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert abs(float(out.stdout.strip().splitlines()[-1]) - 7.0) < 1e-6  # alpha 0.7 x 10
