@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlparse
 
 from ..errors import ArtifactNotFound, PathOutside
 from ...sources.artifacts import local_artifact_dir as artifact_dir
@@ -82,6 +83,17 @@ def read_artifact(base: str, rel: str, offset: int, max_bytes: int) -> dict[str,
             "truncated": end < size, "binary": binary, "text": text}
 
 
+def never_made(run: Any) -> bool:
+    """A local run with no artifact folder because none was ever made (MLflow 3 makes none
+    for a run that logs only a model; git drops an empty one), not one whose artifacts are
+    on another machine: its experiment's folder is here."""
+    uri = run.artifact_uri or ""
+    path = unquote(urlparse(uri).path) if uri.startswith("file:") else uri
+    if not path.startswith("/"):
+        return False
+    return os.path.isdir(os.path.dirname(os.path.dirname(os.path.normpath(path))))
+
+
 def register(ls: LanguageServer, daemon: Daemon) -> None:
     @ls.feature("octostore/artifacts")
     async def artifacts(ls: LanguageServer, params: Any) -> dict[str, Any]:
@@ -90,6 +102,8 @@ def register(ls: LanguageServer, daemon: Daemon) -> None:
         run = find_run(root, p.str("run_id", required=True) or "")
         base = artifact_dir(run)
         if base is None:
+            if never_made(run):
+                return {"run_id": run.run_id, "artifacts": [], "warnings": []}
             return {"run_id": run.run_id, "artifacts": [], "warnings": [
                 f"the artifacts of this run are not on this machine ({run.artifact_uri})"]}
         entries = await asyncio.to_thread(list_artifacts, base, p.str("path", "") or "")
