@@ -371,16 +371,16 @@ async def _read_body(reader: asyncio.StreamReader, proto: ConnProtocol, length: 
         _receiving += length
     try:
         deadline = time.monotonic() + BODY_STALL_SECONDS + length / (1024 * 1024)
-        if not big:
-            return await asyncio.wait_for(reader.readexactly(length),
-                                          min(BODY_STALL_SECONDS * 3, deadline - time.monotonic()))
+        if not big:  # asyncio.timeout, not wait_for: no task per request
+            async with asyncio.timeout(min(BODY_STALL_SECONDS * 3, deadline - time.monotonic())):
+                return await reader.readexactly(length)
         got = 0
         while got < length:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError
-            chunk = await asyncio.wait_for(reader.read(min(length - got, 1024 * 1024)),
-                                           min(left, BODY_STALL_SECONDS))
+            async with asyncio.timeout(min(left, BODY_STALL_SECONDS)):
+                chunk = await reader.read(min(length - got, 1024 * 1024))
             if not chunk:
                 return None
             parts.append(chunk)
