@@ -235,12 +235,12 @@ def register(ls: LanguageServer, daemon: Daemon) -> None:
                          ("big_changes", "octostore.git.big")):
             if r.tags.get(tag):
                 out["environment"][key] = r.tags[tag]
-        from ...paths import repo_top
         from ...sources.models import run_models
 
         info = root.index.sources.get(r.source)
+        # root.path is the repo's top already (a root is named by it): no walk up per request.
         out["models"] = await asyncio.to_thread(
-            run_models, r, info.kind if info else None, repo_top(root.path))
+            run_models, r, info.kind if info else None, root.path)
         orig = r.tags.get("octostore.reproduces")
         out["reproduces"] = orig
         out["reproduced_by"] = [
