@@ -24,6 +24,7 @@ import stat
 from typing import Any
 
 from . import git
+from .contents import _attr_pattern  # one quoting of a path in .gitattributes
 from .export import FileOut
 
 GITATTRIBUTES = ".gitattributes"
@@ -37,18 +38,6 @@ LFS_INSTALL = ("install it (`apt-get install git-lfs`, `brew install git-lfs` or
 
 class DataRefused(git.GitError):
     """A ``--data`` path cannot be committed (outside the repo, missing, LFS not installed)."""
-
-
-def _attr_pattern(path: str) -> str:
-    out = []
-    for ch in path:
-        if ch in " \t":
-            out.append("[[:space:]]")
-        elif ch in "*?[]\\!#\"":
-            out.append("\\" + ch)
-        else:
-            out.append(ch)
-    return "".join(out)
 
 
 def _walk(full: str, shown: str) -> list[str]:
