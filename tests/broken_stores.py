@@ -575,7 +575,8 @@ DAMAGE = [
 
 # -- SQLite ----------------------------------------------------------------------------------
 
-CURRENT_REVISION = "dc11669786a5"
+CURRENT_REVISION = "f4a9b2c7d1e6"
+"""MLflow 3.18.0's head (the one sqlitestore.MLFLOW_HEAD names)."""
 OLD_REVISION = "ff01da956556"
 """MLflow 1.0's first schema: no metric step, no is_nan, no latest_metrics, no inputs."""
 

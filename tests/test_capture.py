@@ -65,7 +65,7 @@ def test_tags_in_a_dirty_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert _sha(lock) == tags["octostore.env"] and _sha(patch) == tags["octostore.git.patch"]
     doc = json.loads(lock.read_text())
     names = {p["name"]: p for p in doc["packages"]}
-    assert names["mlflow"]["version"] == "3.17.2"
+    assert names["mlflow"]["version"] == "3.18.0"
     assert doc["python"]["version"] == envlock.python_version()
     # The patch turns HEAD into the run's code, binary files included.
     clone = tmp_path / "clone"

@@ -33,7 +33,7 @@ from octostored.client import Client
 from .conftest import REPO, git
 
 CACHE = Path(tempfile.gettempdir()) / "octostore-test-cache"
-TRAIN_REQUIREMENTS = "mlflow-skinny==3.17.2\nsqlalchemy==2.1.9\nalembic==1.20.1\n"
+TRAIN_REQUIREMENTS = "mlflow-skinny==3.18.0\nsqlalchemy==2.1.9\nalembic==1.20.1\n"
 
 TRAIN_PY = '''\
 """A tiny seeded training: params, a loss curve and an accuracy, logged to MLflow."""

@@ -1,4 +1,4 @@
-"""The SQLite reader against real MLflow 3.17.2 writing real ``mlflow.db`` files.
+"""The SQLite reader against real MLflow 3.18.0 writing real ``mlflow.db`` files.
 
 Every expectation comes from MLflow's own answers (``search_runs``, ``search_experiments``,
 ``get_metric_history`` and, for ``deleted_time`` which no API returns, MLflow's ORM), never
@@ -152,6 +152,21 @@ def copy_of(store: dict[str, Any], tmp_path: Path, name: str = "copy.db") -> str
 
 # -- agreement with MLflow -------------------------------------------------------------------
 
+def alembic_head_of_installed_mlflow() -> str:
+    """The newest schema revision the installed MLflow migrates to (MLflow's own scripts)."""
+    from alembic.script import ScriptDirectory
+    from mlflow.store.db_migrations import __file__ as migrations
+
+    return ScriptDirectory(os.path.dirname(migrations)).get_current_head()
+
+
+def test_checked_schema_is_the_installed_mlflows() -> None:
+    """The rules were checked against the MLflow we test with: a bump must re-check them."""
+    from octostored.sources.sqlitestore import MLFLOW_HEAD
+
+    assert MLFLOW_HEAD == alembic_head_of_installed_mlflow()
+
+
 def test_reads_what_mlflow_returns(store: dict[str, Any]) -> None:
     expected = store["runs"]
     # The fixture covers what it claims to (checked on MLflow's side).
@@ -164,7 +179,7 @@ def test_reads_what_mlflow_returns(store: dict[str, Any]) -> None:
 
     scan = read_store(store["db"], SRC)
     assert scan.warnings == [] and scan.full and scan.removed == []
-    assert scan.schema == "dc11669786a5"
+    assert scan.schema == alembic_head_of_installed_mlflow()
     assert [plain(e) for e in scan.experiments] == [plain(e) for e in store["experiments"]]
     assert sorted(r.run_id for r in scan.runs) == sorted(expected)
     for run in scan.runs:

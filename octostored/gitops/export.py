@@ -4,7 +4,7 @@ An export is a list of :class:`FileOut` (repo-relative path, bytes or a file
 to copy, git mode), planned without writing anything so that ``--dry-run``
 shows exactly what a commit would hold, then written to a staging folder.
 
-Layout, as MLflow 3.17's ``FileStore`` writes and reads it::
+Layout, as MLflow 3.17 and 3.18's ``FileStore`` write and read it::
 
     .octostore/runs/<exp>/meta.yaml                   experiment (written once)
     .octostore/runs/<exp>/tags/<key>                  experiment tags (written once)

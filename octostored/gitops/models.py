@@ -1,6 +1,6 @@
 """A run's logged models in the committed store, where MLflow 3 looks for them.
 
-Layout, as MLflow 3.17's ``FileStore`` writes and reads it::
+Layout, as MLflow 3.17 and 3.18's ``FileStore`` write and read it::
 
     .octostore/runs/<exp>/models/<model_id>/meta.yaml     artifact_location, experiment_id
     .octostore/runs/<exp>/models/<model_id>/params/<key>  raw value

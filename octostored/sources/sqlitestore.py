@@ -4,7 +4,7 @@ Owns: turning one database into :class:`~octostored.model.Experiment` and
 :class:`~octostored.model.Run` records (:func:`read_store`), telling cheaply whether it
 changed (:func:`fingerprint`), re-reading only the runs that changed (:func:`read_changed`),
 and metric histories (:func:`metric_history`).  The daemon never imports MLflow, so the
-rules below copy MLflow 3.17.2's ``SqlAlchemyStore`` and the tests hold them to it.
+rules below copy MLflow 3.18.0's ``SqlAlchemyStore`` and the tests hold them to it.
 
 Why it is shaped so:
 
@@ -58,8 +58,8 @@ from octostored.model import ACTIVE, Experiment, LatestMetric, Run
 from octostored.safefile import Refused, check_regular, open_regular
 from octostored.sources import sqlitepages
 
-MLFLOW_HEAD = "dc11669786a5"
-"""Alembic revision of MLflow 3.17.2's schema, the one these rules were checked against."""
+MLFLOW_HEAD = "f4a9b2c7d1e6"
+"""Alembic revision of MLflow 3.18.0's schema, the one these rules were checked against."""
 
 _NAN = float("nan")
 """One shared NaN, so that equal metric tuples compare equal (tuples test identity first)."""
@@ -330,7 +330,7 @@ class _Schema:
                 have = self.cols.get(t)
                 absent += [t] if have is None else [f"{t}.{c}" for c in cs if c not in have]
             self.warnings.append(
-                f"schema revision {self.revision or 'unknown'} is not MLflow 3.17.2's"
+                f"schema revision {self.revision or 'unknown'} is not MLflow 3.18.0's"
                 f" {MLFLOW_HEAD}; read with the tables and columns it has"
                 + (f" (missing: {', '.join(absent)})" if absent else ""))
 
