@@ -371,7 +371,10 @@ async def _read_body(reader: asyncio.StreamReader, proto: ConnProtocol, length: 
         _receiving += length
     try:
         deadline = time.monotonic() + BODY_STALL_SECONDS + length / (1024 * 1024)
-        if not big:  # asyncio.timeout, not wait_for: no task per request
+        if not big:
+            if len(getattr(reader, "_buffer", b"")) >= length:
+                # Arrived whole with its header (nearly every request): no timer to arm.
+                return await reader.readexactly(length)
             async with asyncio.timeout(min(BODY_STALL_SECONDS * 3, deadline - time.monotonic())):
                 return await reader.readexactly(length)
         got = 0

@@ -235,12 +235,13 @@ def register(ls: LanguageServer, daemon: Daemon) -> None:
                          ("big_changes", "octostore.git.big")):
             if r.tags.get(tag):
                 out["environment"][key] = r.tags[tag]
-        from ...sources.models import run_models
+        from ...sources.models import may_have_models, run_models
 
         info = root.index.sources.get(r.source)
+        kind = info.kind if info else None
         # root.path is the repo's top already (a root is named by it): no walk up per request.
-        out["models"] = await asyncio.to_thread(
-            run_models, r, info.kind if info else None, root.path)
+        out["models"] = await asyncio.to_thread(run_models, r, kind, root.path) \
+            if may_have_models(r, kind) else []
         orig = r.tags.get("octostore.reproduces")
         out["reproduces"] = orig
         out["reproduced_by"] = [
