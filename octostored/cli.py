@@ -120,6 +120,21 @@ def cmd_experiments(c: Client, args: argparse.Namespace) -> int:
 
 def _open_checked(c: Client, root: str) -> dict[str, Any]:
     info = c.call("octostore/open", root=root)
+    search = info.get("search") or {}
+    if search.get("limited"):
+        # A folder outside git (say /tmp): name it, and say why other folders were not read.
+        from .paths import config_dir
+
+        depth = search.get("depth", 0)
+        why = (f"{inert(root)} is not a git work tree and has no MLflow store at its top, so "
+               f"stores were looked for only {depth} folder{'s' if depth != 1 else ''} deep")
+        fix = ("cd into your project or pass --root PATH, or set search_depth_outside_git in "
+               f"{inert(os.path.join(config_dir(), 'config.toml'))}")
+        if not info["sources"]:
+            raise UsageError(f"no MLflow runs found: {why}; {fix}")
+        print(f"octostore: using {inert(root)}, which{why[len(inert(root)):]} (found {len(info['sources'])} store"
+              f"{'s' if len(info['sources']) != 1 else ''}); if that is not what you meant, {fix}",
+              file=sys.stderr)
     if not info["sources"]:
         raise UsageError(f"no MLflow runs found in {inert(root)} (no mlruns/ folder or mlflow.db); "
                          "run your training script with MLflow first, or pass --root")

@@ -85,3 +85,24 @@ def env_cache_max_gb(root: str | None = None, warnings: list[str] | None = None)
             return None
         return float(value)
     return None
+
+
+OUTSIDE_GIT_DEPTH = 1
+"""Folders deep that stores are searched for under a root that is not a git work tree and
+has no store at its top (``/tmp``, a home folder): its children only, by default."""
+
+
+def outside_git_depth(warnings: list[str] | None = None) -> int:
+    """``search_depth_outside_git`` in the user's ``config.toml`` (0 or more), else
+    :data:`OUTSIDE_GIT_DEPTH`.  The user's, not a repo's: a root outside git has no repo."""
+    for name, section in user_sections(warnings):
+        value = section.get("search_depth_outside_git")
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            if warnings is not None:
+                warnings.append(f"{name}: search_depth_outside_git must be a whole number of "
+                                f"folders (0 or more), not {value!r}; using {OUTSIDE_GIT_DEPTH}")
+            return OUTSIDE_GIT_DEPTH
+        return value
+    return OUTSIDE_GIT_DEPTH

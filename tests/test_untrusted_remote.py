@@ -243,3 +243,24 @@ def test_reproduce_does_not_log_to_a_server_the_repo_names_until_trusted(
     assert "octostore remote trust https://collector.evil.example:8443" in err.value.remedy
     servertrust.trust("https://collector.evil.example:8443")
     assert _store(str(repo), run, {}, None, ".").kind == "remote"
+
+
+def test_a_repo_env_cannot_weaken_tls_to_a_trusted_server(tmp_path: Path) -> None:
+    """A repo's ``.env`` may add credentials for its servers, never switch off TLS checks,
+    ship its own CA, point at the user's client key or pick an auth plugin: those come from
+    the user's own environment, and the repo's setting is named in a warning."""
+    from octostored.sources.discover import discover
+
+    repo = make_repo(tmp_path / "repo")
+    (repo / "octostore.toml").write_text('stores = ["https://mlflow.example.org"]\n')
+    (repo / ".env").write_text(
+        "MLFLOW_TRACKING_TOKEN=repo-token\n"
+        "MLFLOW_TRACKING_INSECURE_TLS=true\n"
+        "MLFLOW_TRACKING_SERVER_CERT_PATH=ca-of-the-author.pem\n"
+        "export MLFLOW_TRACKING_CLIENT_CERT_PATH=/home/you/.ssh/id_ed25519\n")
+    refs, warnings = discover(str(repo))
+    (server,) = [r for r in refs if r.kind == "remote"]
+    assert dict(server.env) == {"MLFLOW_TRACKING_TOKEN": "repo-token"}
+    (warning,) = [w for w in warnings if "MLFLOW_TRACKING_INSECURE_TLS" in w]
+    assert "MLFLOW_TRACKING_SERVER_CERT_PATH" in warning
+    assert "MLFLOW_TRACKING_CLIENT_CERT_PATH" in warning and "ignores" in warning

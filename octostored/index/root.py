@@ -39,7 +39,8 @@ from ..gitops.git import head_run_ids
 from ..model import Experiment, Run
 from ..safefile import SMALL_CAP, read_text
 from ..sources import filestore
-from ..sources.discover import COMMITTED_STORE, CONFIG_FILES, StoreRef, config_signature, discover
+from ..sources.discover import (COMMITTED_STORE, CONFIG_FILES, Search, StoreRef, config_signature,
+                                discover, search_depth)
 from ..sources.remote import RemoteCursor, RemoteError, RemoteScan, RemoteSource, \
     env_seconds, policy_from_env
 from .history import HistoryCache
@@ -130,6 +131,8 @@ class Root:
         self._scanned = asyncio.Event()
         """Set once the first full scan is done (servers' sources are started by it)."""
         self._config: tuple[Any, ...] = ()
+        self.search: Search | None = None
+        """How deep the last discovery looked for stores, and why (for the CLI to say)."""
         """What the configuration said at the last discovery (see ``config_signature``)."""
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -271,6 +274,7 @@ class Root:
     async def _full_scan(self, environment: bool = False, git: bool = False) -> None:
         self._config = await asyncio.to_thread(config_signature, self.path)
         refs, warnings = await asyncio.to_thread(discover, self.path)
+        self.search = await asyncio.to_thread(search_depth, self.path)
         # A database that became a folder or a FIFO is no store to discovery, but its runs
         # stay, marked as its last known state, until the path is gone or a file again.
         refs += [st.ref for sid, st in self.stores.items()

@@ -2,7 +2,8 @@
 
 A root is a git work tree or any folder.  Its stores are:
 
-* file stores: folders anywhere under the root (bounded depth, skipping
+* file stores: folders anywhere under the root (bounded depth: :data:`MAX_DEPTH` in a git
+  work tree or a folder with a store at its top, else ``outside_git_depth``, skipping
   virtualenvs, ``node_modules`` and other hidden folders) that hold experiment
   ``meta.yaml`` files, as MLflow decides (a plain ``./mlruns`` that only holds
   the artifacts of ``mlflow.db`` is not one);
@@ -46,10 +47,18 @@ CONFIG_FILES = ("pyproject.toml", "octostore.toml", ".env", REMOTES_FILE)
 """Root-relative files whose change can add or remove a source."""
 REMOTE_ENV = (
     "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN",
-    "MLFLOW_TRACKING_INSECURE_TLS", "MLFLOW_TRACKING_SERVER_CERT_PATH",
-    "MLFLOW_TRACKING_CLIENT_CERT_PATH", "MLFLOW_TRACKING_AWS_SIGV4", "MLFLOW_TRACKING_AUTH",
+    "MLFLOW_TRACKING_AWS_SIGV4",
 )
-"""Variables of the root's ``.env`` handed to a server's worker (they win over the daemon's)."""
+"""Variables of the root's ``.env`` handed to a server's worker (they win over the daemon's):
+credentials, which go only to a server the user trusts."""
+USER_ONLY_ENV = (
+    "MLFLOW_TRACKING_INSECURE_TLS", "MLFLOW_TRACKING_SERVER_CERT_PATH",
+    "MLFLOW_TRACKING_CLIENT_CERT_PATH", "MLFLOW_TRACKING_AUTH",
+)
+"""Variables that change whom the worker trusts or what it sends (TLS checks off, a CA the
+repo ships, the user's client key, an auth plugin): from the user's own environment only.
+A repo's ``.env`` setting one is ignored with a warning, or it could turn TLS off on the
+way to a trusted server and let a man in the middle read the user's token."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,10 +77,37 @@ class StoreRef:
     """A server's credentials and TLS variables from the root's ``.env``: never print them."""
 
 
+@dataclass(frozen=True, slots=True)
+class Search:
+    """How deep :func:`discover` looks for stores under a root, and why."""
+
+    depth: int
+    git: bool
+    """The root is a git work tree."""
+    limited: bool
+    """Not a git work tree and no MLflow store at its top (say ``/tmp`` or ``~``): only
+    ``settings.outside_git_depth`` folders deep, so other people's folders stay unread."""
+
+
+def search_depth(root: str, warnings: list[str] | None = None) -> Search:
+    """The depth :func:`discover` searches ``root`` to (a few ``stat`` calls)."""
+    git = os.path.exists(os.path.join(root, ".git"))
+    if git or _store_at_top(root):
+        return Search(MAX_DEPTH, git, False)
+    return Search(min(settings.outside_git_depth(warnings), MAX_DEPTH), False, True)
+
+
+def _store_at_top(root: str) -> bool:
+    return (any(os.path.isfile(os.path.join(root, n)) for n in SQLITE_NAMES)
+            or is_file_store(root) or is_file_store(os.path.join(root, "mlruns"))
+            or is_file_store(os.path.join(root, COMMITTED_STORE)))
+
+
 def discover(root: str) -> tuple[list[StoreRef], list[str]]:
     """The stores of ``root`` and warnings about configured stores that are missing."""
     warnings: list[str] = []
     found: dict[str, StoreRef] = {}
+    depth = search_depth(root, warnings).depth
 
     def add(kind: str, path: str, committed: bool = False) -> None:
         path = os.path.realpath(path)
@@ -81,9 +117,9 @@ def discover(root: str) -> tuple[list[StoreRef], list[str]]:
     committed = os.path.join(root, COMMITTED_STORE)
     if is_file_store(committed):
         add("file", committed, committed=True)
-    for path in _walk_for_file_stores(root):
+    for path in _walk_for_file_stores(root, depth):
         add("file", path)
-    for base in [root, *_child_dirs(root)]:
+    for base in [root, *(_child_dirs(root) if depth else [])]:
         for name in SQLITE_NAMES:
             p = os.path.join(base, name)
             if os.path.isfile(p):
@@ -111,7 +147,9 @@ def remote_stores(root: str, warnings: list[str]) -> list[StoreRef]:
     When a server is named twice, the URI that carries user info wins (it is how the user
     authenticates); the root's ``.env`` credentials go with every server of the root.
     """
-    env = tuple(sorted((k, v) for k, v in read_dotenv(root).items() if k in REMOTE_ENV))
+    dotenv = read_dotenv(root)
+    env = tuple(sorted((k, v) for k, v in dotenv.items() if k in REMOTE_ENV))
+    ignored = sorted(k for k in dotenv if k in USER_ONLY_ENV)
     found: dict[str, StoreRef] = {}
     # (configured_stores' own warnings are discover's to give, once)
     for uri in [*configured_stores(root, []), *configured_remotes(root, warnings)]:
@@ -126,6 +164,11 @@ def remote_stores(root: str, warnings: list[str]) -> list[StoreRef]:
         if prev is None or ("@" in uri.split("://", 1)[1].split("/", 1)[0]
                             and "@" not in prev.uri.split("://", 1)[1].split("/", 1)[0]):
             found[sid] = StoreRef("remote", sid, sid, uri=uri, env=env)
+    if ignored and found:
+        warnings.append(f".env sets {', '.join(ignored)}, which octostore ignores for the "
+                        "repo's servers (a repo must not weaken TLS or pick what is sent to a "
+                        "server that gets your credentials); set it in your own environment "
+                        "before starting the daemon if you mean it")
     return sorted(found.values(), key=lambda s: s.id)
 
 
@@ -134,7 +177,7 @@ def config_signature(root: str) -> tuple[Any, ...]:
     discovery must run again (in memory only: it may hold credentials)."""
     env = read_dotenv(root)
     return (tuple(configured_stores(root, [])), tuple(configured_remotes(root, [])),
-            tuple(sorted((k, v) for k, v in env.items() if k in REMOTE_ENV)))
+            tuple(sorted((k, v) for k, v in env.items() if k in REMOTE_ENV + USER_ONLY_ENV)))
 
 
 def configured_remotes(root: str, warnings: list[str]) -> list[str]:
@@ -223,7 +266,7 @@ def _child_dirs(root: str) -> list[str]:
         return []
 
 
-def _walk_for_file_stores(root: str) -> list[str]:
+def _walk_for_file_stores(root: str, max_depth: int = MAX_DEPTH) -> list[str]:
     out: list[str] = []
     stack = [(root, 0)]
     while stack:
@@ -232,7 +275,7 @@ def _walk_for_file_stores(root: str) -> list[str]:
             if is_file_store(folder):
                 out.append(folder)
                 continue
-        if depth >= MAX_DEPTH:
+        if depth >= max_depth:
             continue
         try:
             entries = list(os.scandir(folder))

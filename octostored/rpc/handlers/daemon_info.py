@@ -42,6 +42,10 @@ def root_summary(root: Root) -> dict[str, Any]:
             for s in list(idx.sources.values())
         ],
         "warnings": idx.all_warnings(),
+        # How deep stores were looked for: a root outside git with no store at its top is
+        # searched only a folder or so deep (the CLI says so, and what to do).
+        "search": {"depth": root.search.depth, "git": root.search.git,
+                   "limited": root.search.limited} if root.search else None,
     }
 
 
