@@ -15,13 +15,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
-import os
 import sys
 from typing import Any
 
 import orjson
 
-from .client import default_root
 from .inert import inert
 from .reproduce import envcache
 

@@ -19,7 +19,6 @@ from textual import on, work
 from textual.binding import Binding, BindingType
 from textual.timer import Timer
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.markup import escape
 from textual.widgets import DataTable, Footer, Header, Static
 
 from .. import format as fmt

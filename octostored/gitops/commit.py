@@ -68,6 +68,7 @@ from .journal import (
 from .hooks import run_hooks as _run_hooks
 from .plan import message as build_message
 from .sourcepaths import UnsafeDestination, check_destinations, copy_regular
+from .userfiles import UserEdits
 from .userfiles import user_files as _user_files
 
 Progress = Callable[[str, str], None]
@@ -102,9 +103,6 @@ class Busy(git.GitError):
 
 __all__ = ["Busy", "CommitRequest", "DataRefused", "UnsafeDestination", "UserEdits", "commit"]
 
-
-class UserEdits(git.GitError):
-    """The user changed a file in a committed run folder that the commit would overwrite."""
 
 
 # -- entry point ------------------------------------------------------------------------------

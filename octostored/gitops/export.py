@@ -287,9 +287,7 @@ def export_run(src: RunSource, folders: ExperimentFolders, max_artifact_bytes: i
     else:
         _artifacts(run, folder, max_artifact_bytes, lfs, ex)
     if models is not None:  # a .models.ModelCache: the run's logged models (MLflow 3)
-        from .models import export_models
-
-        ex.models = export_models(src, exp_id, folder, max_artifact_bytes, lfs, ex, models)
+        ex.models = models.export(src, exp_id, folder, max_artifact_bytes, lfs, ex)
     for sub in ("params", "metrics"):
         if not any(f.rel.startswith(f"{folder}/{sub}/") for f in ex.files):
             ex.files.append(FileOut(f"{folder}/{sub}/{KEEP}", b".", mode=MODE_LINK, size=1))

@@ -58,6 +58,12 @@ class ModelCache:
         self.top = top
         self.by_store: dict[str, dict[str, list[LoggedModel]] | str] = {}
 
+    def export(self, src: RunSource, exp_id: str, run_folder: str, limit: int, lfs: bool,
+               ex: RunExport) -> list[dict[str, Any]]:
+        """:func:`export_models` with this cache (the exporter calls this: it never imports
+        this module, which imports it)."""
+        return export_models(src, exp_id, run_folder, limit, lfs, ex, self)
+
     def for_run(self, src: RunSource) -> tuple[list[LoggedModel], str | None]:
         """(the run's models, why they could not be read or None)."""
         from ..sources.sqlitestore import SqliteStoreError

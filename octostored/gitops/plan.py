@@ -20,10 +20,9 @@ future CLI without daemon choose runs the same way.
 from __future__ import annotations
 
 import math
-import os
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .. import settings
 from ..metricnames import count_keys, direction, key_metric_order

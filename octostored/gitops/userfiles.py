@@ -24,6 +24,10 @@ MARKERS = (f"params/{KEEP}", f"metrics/{KEEP}", f"artifacts/{KEEP}", ARTIFACT_MA
 SHOWN = 5
 
 
+class UserEdits(git.GitError):
+    """The user changed a file in a committed run folder that the commit would overwrite."""
+
+
 def user_files(top: str, files: list[FileOut], exports: list[RunExport],
                head: dict[str, tuple[str, str]], shas: dict[str, str],
                result: dict[str, Any]) -> tuple[set[str], list[str]]:
@@ -32,8 +36,6 @@ def user_files(top: str, files: list[FileOut], exports: list[RunExport],
     Raises:
         UserEdits: the user edited a file the commit would overwrite.
     """
-    from .commit import UserEdits
-
     new = {f.rel: f for f in files}
     new_dirs = {os.path.dirname(rel) for rel in new}
     for rel in list(new_dirs):

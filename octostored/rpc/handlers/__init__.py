@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 def make_server(daemon: Daemon) -> LanguageServer:
-    from ..server import _CONVERTER, ConnProtocol
+    from ..connection import _CONVERTER, ConnProtocol
     from . import artifacts, commit, daemon_info, logs, lsp_features, reproduce, runs
 
     ls = LanguageServer(

@@ -16,12 +16,11 @@ from urllib.parse import unquote, urlparse
 from ..errors import ArtifactNotFound, PathOutside
 from ...sources.artifacts import local_artifact_dir as artifact_dir
 from ..params import Params
-from .runs import find_run
+from .lookup import find_run
 
 if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
 
-    from ...model import Run
     from ..server import Daemon
 
 MAX_READ = 1024 * 1024

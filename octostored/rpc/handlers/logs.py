@@ -17,7 +17,7 @@ from ...index import logs as logs_mod
 from .. import protocol
 from ..errors import DeadlineExceeded, InvalidParams, OctostoreError, PathOutside, RequestTooLarge
 from ..params import Params
-from .runs import find_run
+from .lookup import find_run
 
 if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer

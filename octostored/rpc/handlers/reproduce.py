@@ -49,7 +49,7 @@ from .. import protocol
 from ..errors import ConfirmationRequired, InvalidParams, OctostoreError
 from ..params import Params
 from .artifacts import artifact_dir
-from .runs import find_run
+from .lookup import find_run
 
 if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer

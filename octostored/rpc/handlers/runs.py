@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 from ...index import insights as insights_mod
 from ...index.history import downsample
 from ...model import Run, json_float
-from ..errors import (BadFilter, ExperimentNotFound, InvalidParams, ReplyTooLarge, RequestTooLarge,
-                      RunNotFound)
+from ..errors import BadFilter, ExperimentNotFound, InvalidParams, ReplyTooLarge, RequestTooLarge
 from ..params import Params
 from ..shape import experiment_row, run_full, run_row, run_row_json
+from .lookup import find_run
 
 if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
@@ -43,22 +43,6 @@ def check_query(filter_string: str | None, order_by: list[str] | None) -> None:
     if order_by and (len(order_by) > 100 or sum(map(len, order_by)) > MAX_ORDER_BY):
         raise RequestTooLarge(f"order_by has more than 100 items or {MAX_ORDER_BY} characters",
                               "sort by fewer keys", limit=MAX_ORDER_BY)
-
-
-def find_run(root: Root, run_id: str) -> Run:
-    """A run by id or unique id prefix (at least 6 characters)."""
-    run = root.index.runs.get(run_id)
-    if run is not None:
-        return run
-    if len(run_id) >= 6:
-        hits = [r for rid, r in root.index.runs.items() if rid.startswith(run_id)]
-        if len(hits) == 1:
-            return hits[0]
-        if len(hits) > 1:
-            raise RunNotFound(f"run id prefix {run_id} matches {len(hits)} runs",
-                              "give more characters of the run id")
-    raise RunNotFound(f"no run {run_id} in {root.path}",
-                      "list the runs with `octostore runs` and copy an id")
 
 
 def _experiment_runs(root: Root, ids: list[str] | None) -> list[Run]:
