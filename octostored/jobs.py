@@ -47,6 +47,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from . import procs
+from .atomicfile import atomic_write
 
 if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
@@ -327,11 +328,7 @@ class JobRegistry:
                 **job.record_data}
         path = os.path.join(self.state_dir, f"{job.id}.json")
         try:
-            os.makedirs(self.state_dir, exist_ok=True)
-            tmp = path + ".tmp"
-            with open(tmp, "w", encoding="utf-8") as f:
-                json.dump(data, f)
-            os.replace(tmp, path)
+            atomic_write(path, json.dumps(data).encode(), 0o600, folder_mode=0o700)
             job.state_file = path
         except OSError:
             log.warning("cannot write the state file of job %s", job.id, exc_info=True)

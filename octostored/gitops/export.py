@@ -63,6 +63,7 @@ import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..digest import sha256_file
 from ..sources.artifacts import local_artifact_dir as source_artifact_dir
 
 if TYPE_CHECKING:
@@ -221,14 +222,6 @@ def run_meta(run: Run, exp_id: str, folder: str) -> bytes:
         "deleted_time": run.deleted_time,
     }
     return yaml_dump(meta)
-
-
-def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _walk_files(base: str, ex: RunExport | None = None,

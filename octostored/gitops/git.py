@@ -40,7 +40,10 @@ class RepoBusy(GitError):
     """A merge, rebase or another git process is in progress."""
 
 
-def _base_env(extra: dict[str, str] | None) -> dict[str, str]:
+def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The daemon's environment for a git command: no inherited ``GIT_DIR``/``GIT_INDEX_FILE``
+    and friends (they would point git at another repository), C messages we can match, and
+    no password prompt nobody would answer; then ``extra``."""
     env = dict(os.environ)
     for var in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
                 "GIT_NAMESPACE", "GIT_PREFIX"):
@@ -64,7 +67,7 @@ def run(repo: str, *args: str, input: bytes | None = None, env: dict[str, str] |
     if input is None and stdin is None:
         stdin = subprocess.DEVNULL
     try:
-        proc = subprocess.run(cmd, input=input, capture_output=True, env=_base_env(env),
+        proc = subprocess.run(cmd, input=input, capture_output=True, env=clean_env(env),
                               timeout=timeout, stdin=stdin if input is None else None)
     except FileNotFoundError:
         raise GitError("git is not installed", "install git and try again") from None

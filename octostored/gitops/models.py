@@ -30,6 +30,7 @@ import json
 import os
 from typing import Any
 
+from ..digest import sha256_file
 from ..sources.models import LoggedModel, file_store_models, sqlite_models
 from .export import (
     ARTIFACT_MANIFEST,
@@ -41,7 +42,6 @@ from .export import (
     _walk_files,
     safe_key,
     safe_segment,
-    sha256_file,
     yaml_dump,
 )
 

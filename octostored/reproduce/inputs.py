@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..capture import files as capture_files
+from ..digest import sha256_file
 from ..jobs import JobError
 from . import worktree
 
@@ -169,7 +170,7 @@ def file_hash(path: str) -> tuple[int, str] | None:
     key = (path, st.st_size, st.st_mtime_ns, st.st_ino)
     if key not in _HASHES:
         try:
-            _HASHES[key] = worktree.sha256_file(path)
+            _HASHES[key] = sha256_file(path)
         except OSError:
             return None
         if len(_HASHES) > 4096:

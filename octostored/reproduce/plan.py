@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..capture import files as capture_files
+from ..digest import sha256_file
 from ..inert import inert
 from ..jobs import JobError
 from . import command, envspec, overrides, worktree
@@ -188,7 +189,7 @@ async def resolve(repo: str, run: Run, experiment: str, sources: dict[str, Sourc
                            "commit the run with `octostore commit` on the machine that made it "
                            "(it commits the patch too), pull, and try again",
                            missing_patch=patch_digest)
-        if worktree.sha256_file(patch) != patch_digest:
+        if sha256_file(patch) != patch_digest:
             raise JobError("resolve", f"the patch file {os.path.relpath(patch, top)} does not "
                            "match its hash", "restore it from git (`git checkout -- "
                            f"{os.path.relpath(patch, top)}`)")
@@ -373,7 +374,7 @@ async def _tagged_notebook(top: str, commit: str, run: Run, files: set[str],
     if digest and HEX64.fullmatch(digest):
         path = nb_copy_path(top, digest)
         if os.path.isfile(path) and not os.path.islink(path) and \
-                worktree.sha256_file(path) == digest:
+                sha256_file(path) == digest:
             copy = digest
         else:
             notes.append(f"the copy of the notebook as it ran ({digest[:12]}) is not in this "

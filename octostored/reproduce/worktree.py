@@ -14,30 +14,20 @@ variables, through :mod:`.proc` so that a cancel stops them.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 
 from .. import paths
+from ..gitops.git import clean_env
 from ..jobs import JobContext, JobError
 from . import proc
 
 GIT_TIMEOUT = 600.0
 
 
-def git_env() -> dict[str, str]:
-    env = dict(os.environ)
-    for var in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
-                "GIT_NAMESPACE", "GIT_PREFIX"):
-        env.pop(var, None)
-    env["LC_ALL"] = "C"
-    env["GIT_TERMINAL_PROMPT"] = "0"
-    return env
-
-
 async def git(repo: str, *args: str, timeout: float = GIT_TIMEOUT) -> tuple[int, str, str]:
     try:
-        return await proc.output(["git", "-C", repo, *args], env=git_env(), timeout=timeout)
+        return await proc.output(["git", "-C", repo, *args], env=clean_env(), timeout=timeout)
     except FileNotFoundError:
         raise JobError("resolve", "git is not installed", "install git and try again") from None
 
@@ -71,7 +61,7 @@ async def add(repo: str, path: str, commit: str, ctx: JobContext | None = None) 
     if ctx is not None:
         ctx.record(worktree=path, repo=repo)
     res = await proc.run(["git", "-C", repo, "worktree", "add", "--detach", "--force", path,
-                          commit], env=git_env(), ctx=ctx, timeout=GIT_TIMEOUT)
+                          commit], env=clean_env(), ctx=ctx, timeout=GIT_TIMEOUT)
     if res.code != 0:
         why = first_line("\n".join(res.lines))
         raise JobError("checkout", f"git worktree add failed: {why}",
@@ -87,7 +77,7 @@ async def apply_patch(path: str, patch: str, ctx: JobContext | None = None) -> N
         JobError: the patch does not apply (phase ``checkout``).
     """
     res = await proc.run(["git", "-C", path, "apply", "--binary", "--whitespace=nowarn", patch],
-                         env=git_env(), ctx=ctx, timeout=GIT_TIMEOUT)
+                         env=clean_env(), ctx=ctx, timeout=GIT_TIMEOUT)
     if res.code != 0:
         raise JobError("checkout", "the run's patch (its uncommitted changes) does not apply "
                        f"to its commit: {first_line(chr(10).join(res.lines))}",
@@ -109,9 +99,4 @@ async def remove(repo: str, path: str) -> None:
         pass
 
 
-def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+
