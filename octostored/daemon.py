@@ -123,7 +123,10 @@ def _acquire_lock(sock: str) -> int:
 
 
 async def serve(sock: str) -> None:
-    from .rpc.server import Daemon
+    import functools
+
+    from .hub import Hub
+    from .rpc.server import serve_connection
 
     paths.ensure_socket_dir(sock)
     cache = paths.cache_dir()
@@ -139,10 +142,11 @@ async def serve(sock: str) -> None:
             raise NotASocket(f"{sock} exists and is not a socket; it is left alone. Remove it "
                              "or set OCTOSTORE_SOCKET to another path")
         os.unlink(sock)  # we hold the lock: whoever made this socket is dead
-    daemon = Daemon(cache)
+    daemon = Hub(cache)
     old_umask = os.umask(0o177)
     try:
-        server = await asyncio.start_unix_server(daemon.serve_connection, path=sock, limit=2**20)
+        server = await asyncio.start_unix_server(
+            functools.partial(serve_connection, daemon), path=sock, limit=2**20)
     finally:
         os.umask(old_umask)
     os.chmod(sock, 0o600)

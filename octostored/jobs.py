@@ -52,7 +52,7 @@ from .atomicfile import atomic_write
 if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
 
-    from .rpc.server import Daemon
+    from .hub import Hub
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +207,7 @@ JobFn = Callable[[JobContext], Awaitable[dict[str, Any]]]
 class JobRegistry:
     """Every job of one daemon."""
 
-    def __init__(self, daemon: Daemon, state_dir: str) -> None:
+    def __init__(self, daemon: Hub, state_dir: str) -> None:
         self.daemon = daemon
         self.state_dir = state_dir
         self.jobs: dict[str, Job] = {}
@@ -309,17 +309,8 @@ class JobRegistry:
             "state": job.state, "phase": job.phase, "phases": list(job.phases),
             "message": job.message, "progress": job.progress, **extra,
         }
-        live = self.daemon.connections
-        targets = {ls for ls in job.owners if ls in live}
-        for ls, subs in list(self.daemon.subscriptions.items()):
-            if job.root in subs and ls in live:
-                targets.add(ls)
-        job.owners &= live
-        for ls in targets:
-            try:
-                ls.protocol.notify(NOTIFICATION, payload)
-            except Exception:  # noqa: BLE001 - a dead connection must not stop the job
-                log.debug("job notification failed", exc_info=True)
+        job.owners &= self.daemon.connections
+        self.daemon.publish(NOTIFICATION, payload, to=job.owners, root=job.root)
 
     # -- state files (crash recovery) -------------------------------------------------------
     def write_state(self, job: Job) -> None:
@@ -383,14 +374,10 @@ class JobRegistry:
         return cleaned
 
 
-def registry(daemon: Daemon) -> JobRegistry:
-    """The daemon's job registry, created (and stale jobs cleaned up) on first use."""
-    reg = getattr(daemon, "jobs", None)
-    if not isinstance(reg, JobRegistry):
-        reg = JobRegistry(daemon, os.path.join(daemon.cache_dir, "jobs"))
-        daemon.jobs = reg  # type: ignore[attr-defined]
-        reg.start_cleanup()
-    return reg
+def registry(daemon: Hub) -> JobRegistry:
+    """The daemon's job registry (the hub owns it), stale jobs cleaned up on first use."""
+    daemon.jobs.start_cleanup()
+    return daemon.jobs
 
 
 # -- processes ---------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from octostored import jobs
+from octostored.hub import Hub
 from octostored.reproduce import proc
 
 
@@ -34,17 +35,11 @@ class FakeLS:
         return [p for m, p in self.protocol.sent if m == jobs.NOTIFICATION and p["job"] == job]
 
 
-class FakeDaemon:
-    def __init__(self, cache: Path) -> None:
-        self.cache_dir = str(cache)
-        self.instance = "test-instance"
-        self.connections: set[Any] = set()
-        self.subscriptions: dict[Any, dict[str, dict[str, Any]]] = {}
-
-
 @pytest.fixture
-def daemon(tmp_path: Path) -> FakeDaemon:
-    return FakeDaemon(tmp_path / "cache")
+def daemon(tmp_path: Path) -> Hub:
+    """The daemon's real state owner (connections are the FakeLS recorders above)."""
+    (tmp_path / "cache").mkdir()
+    return Hub(str(tmp_path / "cache"))
 
 
 def _alive(pid: int) -> bool:
@@ -56,7 +51,7 @@ def _alive(pid: int) -> bool:
 
 
 async def test_owner_and_subscribers_hear_the_job_and_log_lines_are_batched(
-        daemon: FakeDaemon) -> None:
+        daemon: Hub) -> None:
     owner, subscriber, other, gone = FakeLS(), FakeLS(), FakeLS(), FakeLS()
     daemon.connections |= {owner, subscriber, other}
     daemon.subscriptions[subscriber] = {"/repo": {"name": "default"}}
@@ -88,7 +83,7 @@ async def test_owner_and_subscribers_hear_the_job_and_log_lines_are_batched(
     assert not os.listdir(reg.state_dir)  # the state file goes with the job
 
 
-async def test_cancel_stops_the_whole_process_tree(daemon: FakeDaemon, tmp_path: Path) -> None:
+async def test_cancel_stops_the_whole_process_tree(daemon: Hub, tmp_path: Path) -> None:
     reg = jobs.JobRegistry(daemon, str(tmp_path / "jobs"))  # type: ignore[arg-type]
     pids = tmp_path / "pids"
     script = (f"sleep 300 & echo $! >> {pids}; sleep 300 & echo $! >> {pids}; "
@@ -116,7 +111,7 @@ async def test_cancel_stops_the_whole_process_tree(daemon: FakeDaemon, tmp_path:
     assert not any(_alive(p) for p in started)
 
 
-async def test_a_failed_job_keeps_its_error_and_result(daemon: FakeDaemon, tmp_path: Path) -> None:
+async def test_a_failed_job_keeps_its_error_and_result(daemon: Hub, tmp_path: Path) -> None:
     reg = jobs.JobRegistry(daemon, str(tmp_path / "jobs"))  # type: ignore[arg-type]
 
     async def work(ctx: jobs.JobContext) -> dict[str, Any]:
@@ -139,7 +134,7 @@ async def test_a_failed_job_keeps_its_error_and_result(daemon: FakeDaemon, tmp_p
 
 
 async def test_the_next_daemon_cleans_up_after_jobs_that_died_with_the_last(
-        daemon: FakeDaemon, tmp_path: Path) -> None:
+        daemon: Hub, tmp_path: Path) -> None:
     state = tmp_path / "jobs"
     state.mkdir()
     # A process the dead daemon's job left running, in its own session, with the marker.

@@ -25,7 +25,7 @@ from .errors import ReplyTooLarge
 if TYPE_CHECKING:
     import asyncio
 
-    from .server import Daemon
+    from ..hub import Hub
 
 log = logging.getLogger("octostored.rpc.server")
 
@@ -45,7 +45,7 @@ _CONVERTER = default_converter()
 class ConnProtocol(LanguageServerProtocol):
     """Per-connection protocol: orjson out, dict params in, ``exit`` closes only this link."""
 
-    daemon: Daemon
+    daemon: Hub
 
     @lsp_method(lsp.EXIT)
     def lsp_exit(self, *args: Any):  # type: ignore[override]

@@ -3,7 +3,8 @@
 pygls has no Unix-socket transport and its ``start_tcp`` serves one client
 (STACK.md §1), so the daemon runs its own ``asyncio.start_unix_server`` and
 builds a fresh ``LanguageServer`` per connection; all of them share one
-:class:`Daemon` state.  The read loop is our own rather than
+:class:`~octostored.hub.Hub` (the daemon's state; this module only adds and removes
+connections).  The read loop is our own rather than
 ``pygls.io_.run_async``: it accepts any header case, caps the body size,
 answers a body that is not JSON with a parse error instead of hanging, and
 keeps ``octostore/*`` params as plain dicts (pygls would turn them into
@@ -14,7 +15,6 @@ orjson in a hand-built envelope (10x faster for big tables than json + cattrs).
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import os
 import socket
@@ -23,16 +23,12 @@ import time
 from typing import Any
 
 import orjson
-from pygls.lsp.server import LanguageServer
 from pygls.protocol.json_rpc import JsonRPCNotification, JsonRPCRequestMessage
 
-from ..index.root import Root
-from ..paths import repo_top
-from ..index.state import Changes
+from ..hub import CONNECTION, Hub
 from . import protocol
 from .connection import (MAX_PENDING, MAX_PENDING_BYTES, MAX_REPLY, MAX_WRITE_BUFFER,  # noqa: F401
                          ConnProtocol, _send_error)
-from .errors import RootNotFound, TooManyRoots
 
 log = logging.getLogger(__name__)
 
@@ -48,143 +44,40 @@ body would pass it is answered 1009 and closed (200 stalled 15 MB frames once he
 BODY_STALL_SECONDS = float(os.environ.get("OCTOSTORE_BODY_STALL", "10"))
 """A body must keep arriving: no byte for this long closes the connection (and frees what
 arrived); the whole body must arrive within this plus one second per MiB."""
-MAX_ROOTS_PER_CONNECTION = int(os.environ.get("OCTOSTORE_MAX_ROOTS_PER_CONNECTION", "32"))
-"""Distinct roots one connection may name; the next one is answered 1011."""
-ROOT_IDLE_SECONDS = 30 * 60
-"""A root no client asked about for this long is closed."""
-RESOLVE_TTL = 1.0
-"""Seconds a root path's resolution is reused (a moved or deleted repo shows within it)."""
 
-CONNECTION: contextvars.ContextVar[Any] = contextvars.ContextVar("octostore_connection")
-"""The connection (its protocol) a handler serves: set in each connection's task, so every
-handler task it starts inherits it."""
 
 _receiving = 0
 """Bytes of big bodies being received now, over all connections (see MAX_RECEIVING)."""
 
-class Daemon:
-    """State shared by every connection: open roots, connections, subscriptions."""
 
-    def __init__(self, cache_dir: str) -> None:
-        self.started = time.time()
-        self.instance = f"{int(self.started * 1000):x}-{os.getpid()}"
-        self.cache_dir = cache_dir
-        self.roots: dict[str, Root] = {}
-        self.connections: set[LanguageServer] = set()
-        self.subscriptions: dict[LanguageServer, dict[str, dict[str, Any]]] = {}
-        self.stop_event = asyncio.Event()
-        self._opening: dict[str, asyncio.Task[Root]] = {}
-        self.conn_roots: dict[Any, set[str]] = {}
-        """Per connection: the roots it named (at most MAX_ROOTS_PER_CONNECTION)."""
-        self._resolved: dict[str, tuple[float, str]] = {}
-        """Root path as given -> (until, the repo's real top folder): every request names its
-        root, and resolving it (realpath, the walk up to .git) was 10% of a busy daemon."""
-        from ..index.snapshot import remove_leftovers
+async def serve_connection(hub: Hub, reader: asyncio.StreamReader,
+                           writer: asyncio.StreamWriter) -> None:
+    """Serve one client: its own pygls server over ``hub``'s shared state, until it goes."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None and not _peer_is_us(sock):
+        log.warning("refused a connection from another user")
+        writer.close()
+        return
+    from .handlers import make_server
 
-        remove_leftovers(cache_dir)  # half-written snapshots of a daemon killed mid-write
-
-    # -- roots ----------------------------------------------------------------------------
-    async def root(self, path: str | None) -> Root:
-        """The open root for ``path`` (opened on first use)."""
-        if not path:
-            raise RootNotFound("no root was given", 'pass "root": the path of your repo')
-        if "\x00" in path:
-            raise RootNotFound("the root path contains a NUL byte", "pass the folder of your repo as root")
-        now = time.monotonic()
-        hit = self._resolved.get(path)
-        if hit is not None and hit[0] > now:
-            real = hit[1]
-        else:
-            real = os.path.realpath(os.path.expanduser(path))
-            if not os.path.isdir(real):
-                what = "is a file" if os.path.exists(real) else "does not exist"
-                raise RootNotFound(f"{path} {what}", "pass the folder of your repo as root")
-            real = repo_top(real)
-            if len(self._resolved) >= 256:
-                self._resolved.clear()
-            self._resolved[path] = (now + RESOLVE_TTL, real)
-        conn = CONNECTION.get(None)
-        if conn is not None:
-            named = self.conn_roots.setdefault(conn, set())
-            if real not in named:
-                if len(named) >= MAX_ROOTS_PER_CONNECTION:
-                    raise TooManyRoots(
-                        f"this connection has already opened {len(named)} roots, the most one "
-                        "connection may", "close roots you are done with by opening a new "
-                        "connection for the next ones", limit=MAX_ROOTS_PER_CONNECTION)
-                named.add(real)
-        root = self.roots.get(real)
-        if root is None:
-            root = Root(real, self.instance, self.cache_dir, self._on_change)
-            self.roots[real] = root
-            await root.open()
-        root.last_used = time.monotonic()
-        await root.ready.wait()
-        return root
-
-    def _on_change(self, root: Root, changes: Changes) -> None:
-        payload = {
-            "root": root.path,
-            "clock": changes.clock,
-            "runs": changes.runs,
-            "removed": changes.removed,
-            "experiments": changes.experiments,
-            "environment": changes.environment,
-            "git": changes.git,
-        }
-        for ls, subs in list(self.subscriptions.items()):
-            sub = subs.get(root.path)
-            if sub is None:
-                continue
-            try:
-                ls.protocol.notify(protocol.NOTIFICATION_CHANGED, {**payload, "subscription": sub["name"]})
-            except Exception:  # a dead connection must not stop the broadcast
-                log.debug("notify failed", exc_info=True)
-
-    async def close_idle_roots(self) -> None:
-        while True:
-            await asyncio.sleep(60)
-            now = time.monotonic()
-            watched = {r for subs in self.subscriptions.values() for r in subs}
-            for path, root in list(self.roots.items()):
-                if path not in watched and now - root.last_used > ROOT_IDLE_SECONDS:
-                    del self.roots[path]
-                    await root.close()
-
-    async def close(self) -> None:
-        for root in list(self.roots.values()):
-            await root.close()
-        self.roots.clear()
-
-    # -- connections --------------------------------------------------------------------------
-    async def serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        sock = writer.get_extra_info("socket")
-        if sock is not None and not _peer_is_us(sock):
-            log.warning("refused a connection from another user")
-            writer.close()
-            return
-        from .handlers import make_server
-
-        ls = make_server(self)
-        ls.protocol.set_writer(writer)  # type: ignore[arg-type]
-        ls.protocol.pending = {}  # type: ignore[attr-defined]
-        ls.protocol.drained = asyncio.Event()  # type: ignore[attr-defined]
-        CONNECTION.set(ls.protocol)
-        self.connections.add(ls)
+    ls = make_server(hub)
+    ls.protocol.set_writer(writer)  # type: ignore[arg-type]
+    ls.protocol.pending = {}  # type: ignore[attr-defined]
+    ls.protocol.drained = asyncio.Event()  # type: ignore[attr-defined]
+    CONNECTION.set(ls.protocol)
+    hub.connect(ls)
+    try:
+        await read_loop(reader, ls.protocol)  # type: ignore[arg-type]
+    except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+        pass
+    finally:
+        hub.disconnect(ls)
+        for fut in list(ls.protocol._request_futures.values()):
+            fut.cancel()
         try:
-            await read_loop(reader, ls.protocol)  # type: ignore[arg-type]
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            writer.close()
+        except Exception:
             pass
-        finally:
-            self.connections.discard(ls)
-            self.subscriptions.pop(ls, None)
-            self.conn_roots.pop(ls.protocol, None)
-            for fut in list(ls.protocol._request_futures.values()):
-                fut.cancel()
-            try:
-                writer.close()
-            except Exception:
-                pass
 
 
 def _peer_is_us(sock: socket.socket) -> bool:

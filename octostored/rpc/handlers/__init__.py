@@ -13,10 +13,10 @@ from pygls.lsp.server import LanguageServer
 from ... import __version__
 
 if TYPE_CHECKING:
-    from ..server import Daemon
+    from ...hub import Hub
 
 
-def make_server(daemon: Daemon) -> LanguageServer:
+def make_server(daemon: Hub) -> LanguageServer:
     from ..connection import _CONVERTER, ConnProtocol
     from . import artifacts, commit, daemon_info, logs, lsp_features, reproduce, runs
 

@@ -21,7 +21,7 @@ from .lookup import find_run
 if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
 
-    from ..server import Daemon
+    from ...hub import Hub
 
 MAX_READ = 1024 * 1024
 """Most bytes one ``octostore/artifact`` call returns; page with ``offset``."""
@@ -93,7 +93,7 @@ def never_made(run: Any) -> bool:
     return os.path.isdir(os.path.dirname(os.path.dirname(os.path.normpath(path))))
 
 
-def register(ls: LanguageServer, daemon: Daemon) -> None:
+def register(ls: LanguageServer, daemon: Hub) -> None:
     @ls.feature("octostore/artifacts")
     async def artifacts(ls: LanguageServer, params: Any) -> dict[str, Any]:
         p = Params("octostore/artifacts", params)

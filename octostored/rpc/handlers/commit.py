@@ -63,7 +63,7 @@ if TYPE_CHECKING:
     from ...gitops.export import RunSource
     from ...index.root import Root
     from ...model import Run
-    from ..server import Daemon
+    from ...hub import Hub
 
 
 class CommitRefused(OctostoreError):
@@ -78,7 +78,7 @@ class GitFailed(OctostoreError):
     CODE = protocol.GIT_FAILED
 
 
-def register(ls: LanguageServer, daemon: Daemon) -> None:
+def register(ls: LanguageServer, daemon: Hub) -> None:
     @ls.feature("octostore/commit")
     async def commit(ls: LanguageServer, params: Any) -> dict[str, Any]:
         from ...gitops.export import RunSource
@@ -259,7 +259,6 @@ async def _fetch_server_runs(root: Root, sources: list[RunSource], skipped: list
 
 
 def _notify(ls: LanguageServer, payload: dict[str, Any]) -> None:
-    try:
-        ls.protocol.notify(protocol.NOTIFICATION_JOB, payload)
-    except Exception:  # noqa: BLE001 - a closed connection must not fail the commit
-        pass
+    """Commit progress, to the connection that asked (through the hub, like every
+    notification: a closed connection does not fail the commit)."""
+    ls.protocol.daemon.publish(protocol.NOTIFICATION_JOB, payload, to=(ls,))  # type: ignore[attr-defined]

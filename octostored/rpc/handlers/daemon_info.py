@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
 
     from ...index.root import Root
-    from ..server import Daemon
+    from ...hub import Hub
 
 
 HEAVY = ("mlflow", "pandas", "numpy", "sqlalchemy", "git")
@@ -49,7 +49,7 @@ def root_summary(root: Root) -> dict[str, Any]:
     }
 
 
-def register(ls: LanguageServer, daemon: Daemon) -> None:
+def register(ls: LanguageServer, daemon: Hub) -> None:
     @ls.feature("octostore/status")
     def status(ls: LanguageServer, params: Any) -> dict[str, Any]:
         Params("octostore/status", params)

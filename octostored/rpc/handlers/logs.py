@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from ...index.root import Root
     from ...model import Run
-    from ..server import Daemon
+    from ...hub import Hub
 
 
 class LogNotFound(OctostoreError):
@@ -66,7 +66,7 @@ def _pick(run: Run, res: logs_mod.Resolved, name: str | None) -> logs_mod.LogRef
                       "run it with `octostore run -- CMD` to keep one")
 
 
-def register(ls: LanguageServer, daemon: Daemon) -> None:
+def register(ls: LanguageServer, daemon: Hub) -> None:
     @ls.feature("octostore/log")
     async def log(ls: LanguageServer, params: Any) -> dict[str, Any]:
         p = Params("octostore/log", params)

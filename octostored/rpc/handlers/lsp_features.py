@@ -26,6 +26,7 @@ from pygls.uris import to_fs_path
 
 from ...lsp import features
 from ...lsp.attribution import attribution
+from ...lsp.attribution import forget as forget_attribution
 from ...lsp.calls import FileCalls, find_calls
 from ...lsp.parseproc import CHILD_MIN, parse_in_child
 from ...safefile import SOURCE_CAP, Refused, read_text, too_big
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
 
     from ...index.root import Root
-    from ..server import Daemon
+    from ...hub import Hub
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +57,6 @@ def read_source(path: str) -> str:
 
 FEATURE_DEADLINE = 30.0
 """Seconds a code lens, hover or inlay hint request may take before it answers empty."""
-REFRESH_POLL = 0.25
-"""Seconds between looks at the clocks of the roots whose files the client shows."""
 REFRESH_MIN_INTERVAL = 1.0
 """At most one refresh request per this many seconds (a training run logs continuously)."""
 
@@ -68,7 +67,12 @@ class _Conn:
     served: dict[str, tuple[str, str, tuple[int, int]]] = field(default_factory=dict)
     """uri -> (root path, file path, signature of the runs shown) for refreshes."""
     key_metric: str | None = None
-    refresher: asyncio.Task[None] | None = None
+    listening: bool = False
+    """Listening to the hub's changes (from the first file served with runs)."""
+    check: asyncio.TimerHandle | None = None
+    """A look at the shown files' runs, scheduled by a change (at most one pending)."""
+    last_sent: float = 0.0
+    ticks: dict[str, int] = field(default_factory=dict)
     parsing: dict[tuple[str, int], asyncio.Future[FileCalls]] = field(default_factory=dict)
     """Parses under way, by (uri, hash of the text)."""
     refused: set[str] = field(default_factory=set)
@@ -89,7 +93,7 @@ def _signature(runs: list[Any]) -> tuple[int, int]:
     return (len(runs), max((r.clock for r in runs), default=0))
 
 
-def register(ls: LanguageServer, daemon: Daemon) -> None:
+def register(ls: LanguageServer, daemon: Hub) -> None:
     conn = _Conn()
 
     def folders() -> list[str]:
@@ -191,7 +195,7 @@ def register(ls: LanguageServer, daemon: Daemon) -> None:
             return None
         runs = attribution(root).runs_for(root, path)
         conn.served[uri] = (root.path, path, _signature(runs))
-        ensure_refresher()
+        ensure_listening()
         if not runs:
             return None
         rel = os.path.relpath(os.path.realpath(path), root.path)
@@ -268,50 +272,54 @@ def register(ls: LanguageServer, daemon: Daemon) -> None:
         return features.inlay_hints(fc, runs, params.range)
 
     # -- refresh when the runs of a shown file change ----------------------------------------
-    def ensure_refresher() -> None:
-        if conn.refresher is None or conn.refresher.done():
-            conn.refresher = asyncio.ensure_future(refresher())
+    def ensure_listening() -> None:
+        if not conn.listening and (supports("code_lens") or supports("inlay_hint")):
+            conn.listening = True
+            daemon.listen(on_change, owner=ls)  # dropped by the hub when the connection goes
 
     def supports(kind: str) -> bool:
         ws = getattr(ls.client_capabilities, "workspace", None)
         cap = getattr(ws, kind, None) if ws is not None else None
         return bool(getattr(cap, "refresh_support", False))
 
-    async def refresher() -> None:
-        lens, hints = supports("code_lens"), supports("inlay_hint")
-        if not (lens or hints):
+    def on_change(root: Root, _changes: Any) -> None:
+        """A root changed: if it holds a shown file, look at its runs (at most once per
+        :data:`REFRESH_MIN_INTERVAL`; a training run logs continuously)."""
+        if conn.check is not None or ls.protocol._shutdown:
             return
-        ticks: dict[str, int] = {}
-        last_sent = 0.0
+        if not any(rp == root.path for rp, _p, _s in conn.served.values()):
+            return
         loop = asyncio.get_running_loop()
-        while ls in daemon.connections and not ls.protocol._shutdown:
-            await asyncio.sleep(REFRESH_POLL)
-            if loop.time() - last_sent < REFRESH_MIN_INTERVAL:
+        at = max(loop.time(), conn.last_sent + REFRESH_MIN_INTERVAL)
+        conn.check = loop.call_at(at, look)
+
+    def look() -> None:
+        conn.check = None
+        changed = False
+        for uri, (root_path, path, sig) in list(conn.served.items()):
+            root = daemon.roots.get(root_path)
+            if root is None:
                 continue
-            changed = False
-            for uri, (root_path, path, sig) in list(conn.served.items()):
-                root = daemon.roots.get(root_path)
-                if root is None:
-                    continue
-                tick = root.index.tick
-                if ticks.get(uri) == tick:
-                    continue
-                ticks[uri] = tick
-                new = _signature(attribution(root).runs_for(root, path))
-                if new != sig:
-                    conn.served[uri] = (root_path, path, new)
-                    changed = True
-            if not changed:
+            tick = root.index.tick
+            if conn.ticks.get(uri) == tick:
                 continue
-            last_sent = loop.time()
-            try:
-                if lens:
-                    ls.protocol.send_request(lsp.WORKSPACE_CODE_LENS_REFRESH, None)
-                if hints:
-                    ls.protocol.send_request(lsp.WORKSPACE_INLAY_HINT_REFRESH, None)
-            except Exception:  # the connection went away between two looks
-                log.debug("refresh request failed", exc_info=True)
-                return
+            conn.ticks[uri] = tick
+            new = _signature(attribution(root).runs_for(root, path))
+            if new != sig:
+                conn.served[uri] = (root_path, path, new)
+                changed = True
+        if not changed or ls not in daemon.connections:
+            return
+        conn.last_sent = asyncio.get_running_loop().time()
+        try:
+            if supports("code_lens"):
+                ls.protocol.send_request(lsp.WORKSPACE_CODE_LENS_REFRESH, None)
+            if supports("inlay_hint"):
+                ls.protocol.send_request(lsp.WORKSPACE_INLAY_HINT_REFRESH, None)
+        except Exception:  # the connection went away
+            log.debug("refresh request failed", exc_info=True)
+
+    daemon.on_root_closed(forget_attribution)  # a set: once however many connections
 
 
 async def _quiet(aw: Any) -> None:

@@ -54,7 +54,7 @@ from .lookup import find_run
 if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
 
-    from ..server import Daemon
+    from ...hub import Hub
 
 class JobNotFound(OctostoreError):
     """No job with that id."""
@@ -74,7 +74,7 @@ def _cleanup_registered() -> None:
     jobs.register_cleanup("reproduce", cleanup_after_crash)
 
 
-def register(ls: LanguageServer, daemon: Daemon) -> None:
+def register(ls: LanguageServer, daemon: Hub) -> None:
     _cleanup_registered()
     registry = jobs.registry(daemon)
 

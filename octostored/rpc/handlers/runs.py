@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
 
     from ...index.root import Root
-    from ..server import Daemon
+    from ...hub import Hub
 
 MAX_LIMIT = 10_000
 MAX_SERIES = 200
@@ -164,7 +164,7 @@ def _history(root: Root, run: Run, key: str, x: str, max_points: int) -> dict[st
     }
 
 
-def register(ls: LanguageServer, daemon: Daemon) -> None:
+def register(ls: LanguageServer, daemon: Hub) -> None:
     @ls.feature("octostore/experiments")
     async def experiments(ls: LanguageServer, params: Any) -> dict[str, Any]:
         p = Params("octostore/experiments", params)
