@@ -10,8 +10,12 @@ training process.
 from __future__ import annotations
 
 import os
-import tomllib
 from typing import Any
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python < 3.11: the capture plugin (octostore-capture) runs there
+    tomllib = None  # type: ignore[assignment]  # and project settings read as none
 
 FILES = ("octostore.toml", "pyproject.toml")
 
@@ -24,6 +28,8 @@ def sections(root: str, warnings: list[str] | None = None) -> list[tuple[str, di
     gives no entry.
     """
     out: list[tuple[str, dict[str, Any]]] = []
+    if tomllib is None:
+        return out
     for name in FILES:
         path = os.path.join(root, name)
         if not os.path.isfile(path):

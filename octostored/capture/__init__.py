@@ -54,6 +54,14 @@ Tags (all strings, as MLflow wants them):
 ``octostore.console_capture``
     why the in-process console capture turned itself off (instead of the above).
 
+The plugin comes with octostore (its entry point in ``pyproject.toml``), or alone, into any
+environment, as the distribution ``octostore-capture`` (``octostore capture install``,
+:mod:`octostored.capture_dist`): this package is then ``octostore_capture.capture``, beside
+the few octostored modules it imports (:mod:`octostored.capture_wheel`), hence relative
+imports only, and code that runs on Python 3.9.  A lock records it as ``octostore-capture``
+at its version, and reproduce installs it from that same wheel.  Where both are installed,
+the lone copy stands aside (:func:`~octostored.capture.provider.stands_aside`).
+
 This package imports only the standard library (a run context provider loads
 at ``import mlflow`` in the user's training process, whatever environment that
 is), and costs a few milliseconds per run: the lock is cached per interpreter

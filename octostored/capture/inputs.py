@@ -202,7 +202,7 @@ class _Recorder:
             self.write()
             if not done and self.repo and self.token:
                 subprocess.Popen(
-                    [sys.executable, "-m", "octostored.capture.inputs", "finish",
+                    [sys.executable, "-m", f"{__package__}.inputs", "finish",
                      record_path(self.repo, self.token)],
                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)

@@ -13,7 +13,7 @@ def helper_argv(module: str, args: list[str], python: str | None = None) -> list
     on this process's path."""
     top = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     boot = (f"import sys; sys.path.append({top!r}); "
-            f"from octostored.console.{module} import main; sys.exit(main(sys.argv[1:]))")
+            f"from {__package__}.{module} import main; sys.exit(main(sys.argv[1:]))")
     return [python or sys.executable, "-I", "-S", "-c", boot, *args]
 
 

@@ -289,6 +289,8 @@ class EnvCache:
                 raise JobError("environment", f"cannot add {', '.join(spec.extras)} to the "
                                "environment: " + _error_line(res.lines),
                                "see the log above", log_tail=res.lines[-30:])
+        if spec.capture_plugin:
+            await _install_capture_plugin(uv, python, env, ctx, on_line)
         lock = await lock_of(python)
         version = ((lock or {}).get("python") or {}).get("version", interp.version)
         return BuiltEnv(folder, python, version, "", "uv" if uv else "pip", False, 0.0, lock,
@@ -393,6 +395,30 @@ async def _install(uv: str | None, python: str, args: list[str], no_deps: bool,
         cmd = [python, "-m", "pip", "install", "--no-input", "--disable-pip-version-check",
                *extra, *args]
     return await proc.run(cmd, cwd=cwd, env=env, ctx=ctx, on_line=on_line)
+
+
+async def _install_capture_plugin(uv: str | None, python: str, env: dict[str, str],
+                                  ctx: JobContext | None,
+                                  on_line: Callable[[str], None] | None) -> None:
+    """``octostore-capture`` from the wheel built here (no index has it), as
+    ``octostore capture install`` puts it in: ``--no-deps``, offline.
+
+    Raises:
+        JobError: it does not install (phase ``environment``).
+    """
+    import tempfile
+
+    from .. import capture_wheel
+
+    if ctx is not None:
+        ctx.progress(f"adding {capture_wheel.DIST} {capture_wheel.version()} (octostore's "
+                     "capture plugin, built here)")
+    with tempfile.TemporaryDirectory(prefix="octostore-capture-") as tmp:
+        wheel = await asyncio.to_thread(capture_wheel.build_wheel, tmp)
+        res = await _install(uv, python, ["--no-index", wheel], True, None, env, ctx, on_line)
+    if res.code != 0:
+        raise JobError("environment", f"cannot add {capture_wheel.DIST} to the environment: "
+                       + _error_line(res.lines), "see the log above", log_tail=res.lines[-30:])
 
 
 def failing_pins(error: list[str], reqs: list[str]) -> list[str]:

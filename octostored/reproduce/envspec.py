@@ -36,6 +36,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import capture_wheel
 from ..capture import envlock as capture_envlock
 from ..capture import files as capture_files
 
@@ -82,6 +83,9 @@ class EnvSpec:
     """For ``current``: the interpreter to use as it is."""
     why: str = ""
     """Which environment file was used and why not the others, when several could be."""
+    capture_plugin: bool = False
+    """The lock had ``octostore-capture``: it is installed from the wheel this octostore
+    builds (:mod:`..capture_wheel`), as ``octostore capture install`` does; no index has it."""
 
     def key_material(self) -> dict[str, Any]:
         """What decides the environment's content.  An exact closure (a lock, or requirements
@@ -90,6 +94,9 @@ class EnvSpec:
         options = sorted(r for r in self.requirements if r.startswith("-"))
         if self.no_deps:
             pins = sorted(normalize_pin(r) for r in self.requirements if not r.startswith("-"))
+            if self.capture_plugin:  # the wheel's files, not only its version
+                pins.append(f"{capture_wheel.DIST}=={capture_wheel.version()} "
+                            f"@ {capture_wheel.wheel_digest()}")
             return {"format": KEY_FORMAT, "closure": pins, "options": options,
                     "extras": sorted(self.extras)}
         return {"format": KEY_FORMAT, "material": self.material, "options": options,
@@ -143,6 +150,14 @@ def from_lock(lock: dict[str, Any], digest: str, where: str) -> EnvSpec:
         if name in NEVER_INSTALL:
             spec.skipped.append({"name": name, "reason": "octostore itself is not needed to "
                                  "run the run", "blocking": False})
+            continue
+        if name == capture_wheel.DIST:
+            spec.capture_plugin = True
+            spec.notes.append(f"{name} (octostore's capture plugin) is installed from the "
+                              "wheel this octostore builds (no package index has it)")
+            if version != capture_wheel.version():
+                spec.notes.append(f"{name} {version} was in the run's environment; this "
+                                  f"octostore installs its own, {capture_wheel.version()}")
             continue
         if pkg.get("editable"):
             path = str(pkg.get("path") or "")
