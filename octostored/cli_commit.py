@@ -74,7 +74,13 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("dir", nargs="?", default=".", help="the project folder (default: here)")
     p.add_argument("--package", help="the Python package name (default: from the folder name)")
     p.add_argument("--no-git", action="store_true", help="do not run `git init`")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--octostore", metavar="SPEC",
+                   help="the requirement the README tells collaborators to install for "
+                   "octostore, e.g. 'octostore @ git+https://github.com/OWNER/octostore@COMMIT' "
+                   "(default: where this octostore was installed from, when others can reach it)")
+    p.add_argument("--json", action="store_true",
+                   help="print JSON; its next_steps are shell commands to run in order in its "
+                   "root")
 
 
 # -- commit ----------------------------------------------------------------------------------
@@ -314,23 +320,61 @@ def add_to_gitignore(root: str, patterns: list[str]) -> list[str]:
 
 # -- init ------------------------------------------------------------------------------------
 def cmd_init(args: argparse.Namespace) -> int:
-    from .gitops.scaffold import ScaffoldError, scaffold
+    from .gitops.scaffold import ScaffoldError, next_steps, scaffold
+    from .inert import inert
+    from .installsource import resolve
 
+    source = resolve(args.octostore, flag="--octostore")
     try:
-        res = scaffold(os.path.abspath(args.dir), package=args.package, git_init=not args.no_git)
+        res = scaffold(os.path.abspath(args.dir), package=args.package, git_init=not args.no_git,
+                       octostore=source.requirement)
     except ScaffoldError as exc:
         return _fail(str(exc))
+    res["next_steps"] = next_steps(str(res["package"]), bool(res["fresh"]), _uv_word(),
+                                   _octostore_words())
+    res["octostore"] = source.as_dict()
     if args.json:
         sys.stdout.write(json.dumps(res, indent=2) + "\n")
         return 0
-    print(f"created {len(res['created'])} files in {res['root']} (package {res['package']})")
+    root = str(res["root"])
+    print(f"created {len(res['created'])} files in {inert(root)} (package {res['package']})")
     for rel in res["skipped"]:
         print(f"  kept your {rel}")
     if res["git_init"]:
         print("  ran git init")
-    print("next: python -m venv .venv && .venv/bin/pip install -r requirements.txt && "
-          f"python src/{res['package']}/train.py, then `octostore commit` (see README.md)")
+    here = os.path.abspath(os.getcwd()) == root
+    print("next, to log a first run and commit it (see README.md)"
+          + ("" if here else f", in {inert(root)}") + ":")
+    for step in res["next_steps"]:
+        print(f"    {inert(step)}")
+    if source.requirement is None:
+        print(f"note: the README cannot say where to get octostore: {source.problem}")
     return 0
+
+
+def _uv_word() -> str | None:
+    """uv as a shell word: ``uv`` on PATH, else the one installed with octostore, else None."""
+    import shlex
+
+    from .reproduce.interpreters import find_uv
+
+    if shutil.which("uv"):
+        return "uv"
+    found = find_uv()
+    return shlex.quote(found) if found else None
+
+
+def _octostore_words() -> str:
+    """This octostore's CLI as shell words: ``octostore`` when PATH finds this one."""
+    import shlex
+
+    beside = os.path.join(os.path.dirname(sys.executable), "octostore")
+    found = shutil.which("octostore")
+    if found and (not os.path.exists(beside) or os.path.samefile(found, beside)):
+        return "octostore"
+    if os.access(beside, os.X_OK):
+        return shlex.quote(beside)
+    return f"{shlex.quote(sys.executable)} -m octostored.cli"
 
 
 LOCAL = {"init": cmd_init}

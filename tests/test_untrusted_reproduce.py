@@ -215,7 +215,7 @@ def test_the_ci_workflow_overrides_input_cannot_inject(attack: Attack) -> None:
     """The workflow's own reproduce step with a hostile ``overrides`` input: neither the step's
     shell nor the MLproject command runs it."""
     pwned = attack.base / "PWNED-BY-CI"
-    doc = yaml.safe_load(ci.render())
+    doc = yaml.safe_load(ci.render("octostore @ git+https://example.invalid/octostore"))
     step = next(s for s in doc["jobs"]["reproduce"]["steps"] if s.get("id") == "reproduce")
     assert "${{" not in step["run"] and "--yes" in step["run"]
     work = attack.base / "ci-ws"

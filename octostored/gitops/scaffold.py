@@ -9,12 +9,21 @@ and a README that explains the loop (train, look, commit, share, reproduce).
 
 Existing files are never overwritten: they are reported as kept.  ``git
 init`` runs only when the folder is not already inside a work tree.
+
+The training environment needs MLflow, the project's own dependencies and
+octostore's capture plugin, not octostore itself: ``requirements.txt`` lists
+no ``octostore`` (no index serves a project of that name), and
+:func:`next_steps` gives the commands that set the project up and log a
+first run (``octostore capture install`` puts the plugin in).  The README
+names where collaborators get octostore when the caller knows a source that
+exists (:mod:`octostored.installsource`).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 
 from ..atomicfile import atomic_write
@@ -31,9 +40,12 @@ def package_name(folder: str) -> str:
     return f"p_{name}" if name[0].isdigit() else name
 
 
-def files(package: str, project: str) -> dict[str, str]:
+def files(package: str, project: str, octostore: str | None = None) -> dict[str, str]:
+    """Each file's text by its path; ``octostore``: the requirement collaborators install."""
+    get = (GET_OCTOSTORE.format(spec=shlex.quote(octostore)) if octostore
+           else GET_OCTOSTORE_UNKNOWN)
     return {
-        "README.md": README.format(project=project, package=package),
+        "README.md": README.format(project=project, package=package, get_octostore=get),
         ".gitignore": GITIGNORE,
         ".gitattributes": GITATTRIBUTES,
         "pyproject.toml": PYPROJECT.format(project=project.lower().replace("_", "-"),
@@ -49,8 +61,14 @@ def files(package: str, project: str) -> dict[str, str]:
     }
 
 
-def scaffold(folder: str, package: str | None = None, git_init: bool = True) -> dict[str, object]:
+def scaffold(folder: str, package: str | None = None, git_init: bool = True,
+             octostore: str | None = None) -> dict[str, object]:
     """Create the project in ``folder`` (made if missing); return what was created and kept.
+
+    ``octostore`` is the requirement the README tells collaborators to install (a source
+    that exists, e.g. ``octostore @ git+https://...@COMMIT``); None: the README says to get
+    it from whoever set the project up.  ``fresh`` in the result: the folder held nothing
+    and ``git init`` made its repo (so the whole folder can go into a first commit).
 
     Raises:
         ScaffoldError: the folder cannot be created, or the package name is not valid.
@@ -65,7 +83,8 @@ def scaffold(folder: str, package: str | None = None, git_init: bool = True) -> 
         raise ScaffoldError(f"cannot create {folder} ({exc.strerror})") from None
     created, skipped = [], []
     project = os.path.basename(os.path.abspath(folder))
-    for rel, text in files(package, project).items():
+    was_empty = not os.listdir(folder)
+    for rel, text in files(package, project, octostore).items():
         path = os.path.join(folder, rel)
         if os.path.exists(path):
             skipped.append(rel)
@@ -83,7 +102,29 @@ def scaffold(folder: str, package: str | None = None, git_init: bool = True) -> 
                                 "--no-git")
         ran_git = True
     return {"root": os.path.abspath(folder), "package": package, "created": created,
-            "skipped": skipped, "git_init": ran_git}
+            "skipped": skipped, "git_init": ran_git, "fresh": ran_git and was_empty}
+
+
+def next_steps(package: str, fresh: bool, uv: str | None, octostore: str) -> list[str]:
+    """The shell commands, run in order in the project's folder, from a new project to a
+    committed run: make the training environment (with ``uv`` when given: the uv binary as a
+    shell word, else ``python3 -m venv`` and pip), install the requirements and the capture
+    plugin (``octostore``: the CLI as shell words), train once, commit the run.  ``fresh``
+    adds a first git commit of the scaffold (the run then records a commit to come back to).
+    """
+    steps = []
+    if fresh:
+        steps.append("git add -A && git commit -q -m 'Project layout from octostore init'")
+    if uv:
+        steps += [f"{uv} venv .venv",
+                  f"{uv} pip install --python .venv/bin/python -r requirements.txt"]
+    else:
+        steps += ["python3 -m venv .venv",
+                  ".venv/bin/python -m pip install -r requirements.txt"]
+    steps += [f"{octostore} capture install --python .venv/bin/python",
+              f".venv/bin/python src/{package}/train.py --alpha 0.001",
+              f"{octostore} commit"]
+    return steps
 
 
 def _in_work_tree(folder: str) -> bool:
@@ -117,9 +158,15 @@ reports/figures/   figures for reports
 
 ## The loop
 
-1. **Set up** (once): `python -m venv .venv && .venv/bin/pip install -r requirements.txt`,
-   and `git lfs install` if you use Git LFS.
-2. **Train**: `python src/{package}/train.py --alpha 0.001`. MLflow logs to `mlflow.db`
+1. **Set up** (once): the training environment has MLflow, this project's
+   requirements and octostore's capture plugin (octostore itself stays outside it):
+
+       python3 -m venv .venv && .venv/bin/python -m pip install -r requirements.txt
+       octostore capture install --python .venv/bin/python
+
+   (`uv venv .venv && uv pip install --python .venv/bin/python -r requirements.txt` is
+   quicker), and `git lfs install` if you use Git LFS. {get_octostore}
+2. **Train**: `.venv/bin/python src/{package}/train.py --alpha 0.001`. MLflow logs to `mlflow.db`
    (and `mlruns/` for artifacts) in this folder; both stay out of git. Where the octostore
    plugin is installed, every run also records its environment lock, command line and
    uncommitted changes; elsewhere, run `octostore run -- python src/{package}/train.py`.
@@ -196,10 +243,18 @@ max_artifact_mb = 10
 """
 
 REQUIREMENTS = """\
+# The training environment. octostore is not one of its packages: its capture plugin goes in
+# with `octostore capture install --python .venv/bin/python` (see README.md).
 mlflow>=3.7
 scikit-learn>=1.5
-octostore
 """
+
+GET_OCTOSTORE = """octostore itself (its CLI,
+   dashboard and daemon) installs with `pip install {spec}`
+   (or `uv tool install {spec}`)."""
+
+GET_OCTOSTORE_UNKNOWN = """Get octostore itself (its CLI,
+   dashboard and daemon) where whoever set up this project got it."""
 
 TRAIN = '''\
 """Train a linear model on scikit-learn's diabetes data and log the run with MLflow.

@@ -6,7 +6,9 @@ overrides, a tolerance and a branch to commit the new run to.  It checks
 the repository out with its whole history (the run's commit must be there)
 and its LFS files, reads the run's Python version from the committed run
 (``.octostore/runs/*/<run>/tags/octostore.python``), sets that Python up,
-installs uv and octostore, runs ``octostore reproduce`` in the checkout, and
+installs uv and octostore (from the source :mod:`octostored.installsource` names:
+never a bare ``octostore``, which no index serves), runs ``octostore reproduce`` in the
+checkout, and
 then commits the new run locally with ``octostore commit`` (which writes it
 in MLflow's file-store layout with its environment lock) and uploads that
 folder with the comparison as a build artifact; when a branch is given the
@@ -31,7 +33,6 @@ from __future__ import annotations
 import os
 
 WORKFLOW_PATH = os.path.join(".github", "workflows", "octostore-reproduce.yml")
-DEFAULT_PACKAGE = "octostore"
 DEFAULT_PYTHON = "3.11"
 
 
@@ -212,10 +213,10 @@ jobs:
 """
 
 
-def render(package: str | None = None, python: str | None = None) -> str:
-    """The workflow's text."""
-    pkg = package or DEFAULT_PACKAGE
-    if any(c in pkg for c in "\n'\"$`\\") or not pkg.strip():
+def render(package: str, python: str | None = None) -> str:
+    """The workflow's text, installing octostore from ``package`` (a pip requirement)."""
+    pkg = package.strip()
+    if any(c in pkg for c in "\n'\"$`\\") or not pkg:
         raise ValueError(f"the package spec {pkg!r} cannot go into the workflow as it is")
     py = python or DEFAULT_PYTHON
     if not all(c.isdigit() or c == "." for c in py):
@@ -224,9 +225,10 @@ def render(package: str | None = None, python: str | None = None) -> str:
     return TEMPLATE.format(package=f'"{pkg}"' if needs_quotes else pkg, python=py)
 
 
-def write_workflow(root: str, package: str | None = None, python: str | None = None,
+def write_workflow(root: str, package: str, python: str | None = None,
                    force: bool = False) -> dict[str, str]:
-    """Write the workflow under ``root``; refuse to overwrite another one unless ``force``.
+    """Write the workflow under ``root``, installing octostore from ``package``; refuse to
+    overwrite another one unless ``force``.
 
     Raises:
         WorkflowExists: the file exists with other content and ``force`` is false.
