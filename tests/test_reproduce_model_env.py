@@ -155,7 +155,7 @@ def _refused_when_several(c: Client, clone: Path, run_id: str) -> None:
 
 def test_a_model_with_only_a_conda_file_gives_its_pip_section(tmp_path: Path) -> None:
     """A model folder with no requirements.txt: its conda.yaml's pip section, said so."""
-    from octostored.reproduce import envspec
+    from octostored.reproduce import envspec, projectenv
 
     folder = tmp_path / "models" / "m-1" / "artifacts"
     folder.mkdir(parents=True)
@@ -163,7 +163,7 @@ def test_a_model_with_only_a_conda_file_gives_its_pip_section(tmp_path: Path) ->
     (folder / "conda.yaml").write_text(
         "channels: [conda-forge]\ndependencies:\n- python=3.11.7\n- pip<=24.0\n- pip:\n"
         "  - mlflow==3.17.2\n  - scikit-learn==1.9.1\nname: mlflow-env\n")
-    spec = envspec.from_model(str(folder), str(tmp_path))
+    spec = projectenv.from_model(str(folder), str(tmp_path))
     assert spec.kind == "model" and spec.python == "3.11.7"
     assert spec.requirements == ["mlflow==3.17.2", "scikit-learn==1.9.1"]
     assert spec.source == "the logged model's pip section of its conda.yaml (models/m-1/artifacts)"

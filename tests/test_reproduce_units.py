@@ -201,7 +201,7 @@ def test_model_dirs_in_artifacts_and_beside_the_runs(tmp_path: Path) -> None:
     (tmp_path / "exp" / "models" / "m-2" / "artifacts" / "MLmodel").write_text("run_id: x\n")
     found = envspec.find_model_dirs(str(art), "run1")
     assert found == [str(art / "model"), str(logged)]
-    spec = envspec.from_model(found[0], str(tmp_path))
+    spec = projectenv.from_model(found[0], str(tmp_path))
     assert spec.requirements == ["scikit-learn==1.5.0"] and spec.python == "3.11.7"
 
 

@@ -286,38 +286,6 @@ def find_model_dirs(artifact_dir: str | None, run_id: str) -> list[str]:
     return found
 
 
-def from_model(model_dir: str, repo: str) -> EnvSpec:
-    from ..envfiles import parse_env_file
-    from .projectenv import _from_conda, _from_python_env, flatten_requirements
-
-    rel = os.path.relpath(model_dir, repo) if model_dir.startswith(repo + os.sep) else model_dir
-    req = os.path.join(model_dir, "requirements.txt")
-    if not os.path.isfile(req):
-        for name, build in (("python_env.yaml", _from_python_env), ("conda.yaml", _from_conda)):
-            if os.path.isfile(os.path.join(model_dir, name)):
-                spec = build(model_dir, name, None, "")
-                what = "pip section of its conda.yaml" if name == "conda.yaml" else name
-                spec.kind = "model"
-                spec.source = f"the logged model's {what} ({rel})"
-                spec.material = {"model": spec.material, "python": spec.python}
-                return spec
-        raise EnvUnavailable(f"the run's model at {rel} has no requirements.txt, "
-                             "python_env.yaml or conda.yaml",
-                             "use --env project or --env captured")
-    lines, pythonpath, material = flatten_requirements(req, repo)
-    python = None
-    for name in ("python_env.yaml", "conda.yaml"):
-        path = os.path.join(model_dir, name)
-        if os.path.isfile(path):
-            rec = parse_env_file(model_dir, name)
-            python = rec.get("python") or python
-            if python:
-                break
-    return EnvSpec("model", f"the logged model's requirements ({rel})", python=python,
-                   requirements=lines, pythonpath=pythonpath,
-                   material={"model": material, "python": python}, workdir=model_dir)
-
-
 def pythonpath_roots(worktree: str, rels: list[str]) -> list[str]:
     """Absolute import roots for the project folders ``rels`` (``src/`` layout aware)."""
     out: list[str] = []

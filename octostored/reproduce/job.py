@@ -404,7 +404,7 @@ async def _env_spec(plan: Plan, wt: str) -> envspec.EnvSpec:
             return envspec.from_lock(lock, digest, where)
         if plan.env_kind == "model":
             assert plan.model_dir is not None
-            return envspec.from_model(plan.model_dir, plan.repo)
+            return projectenv.from_model(plan.model_dir, plan.repo)
         if plan.env_kind == "current":
             python = plan.interpreter
             if not python:
