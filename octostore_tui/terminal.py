@@ -12,7 +12,13 @@ a terminal), other control codes are dropped.  Feeding is incremental: chunks ma
 sequence anywhere, and :attr:`changed_from` tells a view which lines to redraw.
 
 Only the last ``max_lines`` lines are kept (a log of millions of lines stays
-responsive); :attr:`dropped` counts the ones let go from the top.
+responsive), never the cursor's line; :attr:`dropped` counts the ones let go from the top.
+
+A column is a character (a code point), not a terminal cell: a wide character takes one
+column and a combining mark one more, so text written over part of such a line lands where
+a terminal would not put it. Screen clears (``ESC[J``) are ignored: a log keeps its history.
+The shared cases of this renderer and the extension's ``core/terminal.ts`` are in
+``tests/terminal_cases.json``.
 """
 
 from __future__ import annotations
@@ -26,15 +32,34 @@ from rich.text import Span, Text
 MAX_LINES = 10_000
 
 _TOKEN = re.compile(
-    r"(?P<cr>\r)|(?P<nl>\n)|(?P<bs>\x08)|(?P<tab>\t)"
+    r"(?P<cr>\r)|(?P<nl>\n)|(?P<bs>\x08)|(?P<tab>\t)|(?P<vt>[\x0b\x0c])"
     r"|(?P<csi>\x1b\[(?P<args>[0-9;?:<=>]*)[ -/]*(?P<final>[@-~]))"
     r"|(?P<osc>\x1b\][^\x07\x1b]*(?:\x07|\x1b\\))"
     r"|(?P<esc>\x1b[ -/]*[0-~])"
-    r"|(?P<ctl>[\x00-\x07\x0b-\x0c\x0e-\x1f\x7f])"
+    r"|(?P<ctl>[\x00-\x07\x0e-\x1f\x7f])"
 )
 """Everything that is not text: what is between two matches is plain characters."""
-_INCOMPLETE = re.compile(r"\x1b(?:\[[0-9;?:<=>]*[ -/]*|\][^\x07\x1b]*|[ -/]*)?$")
-"""An escape sequence cut off at the end of a chunk (kept for the next one)."""
+_INCOMPLETE = re.compile(r"\x1b(?:\[[0-9;?:<=>]*[ -/]*|\][^\x07\x1b]*\x1b?|[ -/]*)?$")
+"""An escape sequence cut off at the end of a chunk (kept for the next one); an OSC may be
+cut between the ESC and the backslash of its ST."""
+_HOLD = 4096
+"""How far back a cut escape is looked for: an OSC 8 link's URL may be long; a stray ``ESC ]``
+that never ends is shown as text once this much followed it."""
+
+
+def _sgr_args(args: str) -> str:
+    """SGR parameters in the semicolon form rich reads: "38:5:208" -> "38;5;208",
+    "38:2::r:g:b" (with a colour space id, maybe empty) -> "38;2;r;g;b", "4:3" -> "4"."""
+    out = []
+    for group in args.split(";"):
+        parts = group.split(":")
+        if len(parts) > 1 and parts[0] in ("38", "48"):
+            if parts[1] == "2" and len(parts) >= 6:
+                parts = parts[:2] + parts[-3:]
+            out.append(";".join(p or "0" for p in parts))
+        else:
+            out.append(parts[0])
+    return ";".join(out)
 
 
 def _count(args: str) -> int:
@@ -88,7 +113,7 @@ class TerminalText:
         """Play ``data`` (the next chunk of the stream)."""
         if self._pending:
             data, self._pending = self._pending + data, ""
-        cut = _INCOMPLETE.search(data, max(0, len(data) - 256))
+        cut = _INCOMPLETE.search(data, max(0, len(data) - _HOLD))
         if cut is not None:
             data, self._pending = data[: cut.start()], data[cut.start() :]
         ascii_only = data.isascii()
@@ -118,7 +143,10 @@ class TerminalText:
             elif kind == "bs":
                 self.col = max(0, self.col - 1)
             elif kind == "tab":
-                self._write(self._text(" " * (8 - self.col % 8)))
+                self.col += 8 - self.col % 8  # a move: what it passes over stays
+            elif kind == "vt":  # VT and FF: down a line, same column (xterm)
+                self._here = at(m.end())
+                self._down(1)
             elif kind == "csi":
                 self._here = at(m.end())
                 self._csi(m.group("args"), m.group("final"))
@@ -139,10 +167,12 @@ class TerminalText:
 
     def _csi(self, args: str, final: str) -> None:
         if final == "m":
+            if any(c in args for c in "<=>?"):
+                return  # not SGR: a private mode (xterm's modifyOtherKeys is CSI > 4 ; 2 m)
             key = (self._style, args)
             if key not in self._sgr:
                 self._decoder.style = self._style or Style.null()
-                self._decoder.decode_line(f"\x1b[{args}m")
+                self._decoder.decode_line(f"\x1b[{_sgr_args(args)}m")
                 self._sgr[key] = self._decoder.style or None
             self._style = self._sgr[key]
         elif final == "K":
@@ -152,7 +182,8 @@ class TerminalText:
                 if self.col < len(line):
                     self._set(line[: self.col])
             elif mode == "1":
-                self._set(Text(" " * min(self.col, len(line))) + line[self.col :])
+                k = min(self.col + 1, len(line))  # the cursor's column too
+                self._set(Text(" " * k) + line[k:])
             elif mode == "2":
                 self._set(Text())
         elif final == "A":
@@ -204,12 +235,13 @@ class TerminalText:
         self.col = col + n
 
     def _trim(self) -> None:
-        extra = self.line_count - self.max_lines
+        # Never the cursor's line (a multi-bar redraw may be above the last max_lines lines).
+        extra = min(self.line_count - self.max_lines, self.row)
         if extra > 0:
             del self.lines[:extra]
             del self.starts[:extra]
             self.dropped += extra
-            self.row = max(0, self.row - extra)
+            self.row -= extra
             self.changed_from = 0
 
     def prepend(self, earlier: TerminalText) -> int:

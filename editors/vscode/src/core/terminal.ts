@@ -5,7 +5,11 @@
 // bold, dim, italic, underline, inverse, strike); every other control code is dropped. Feeding is
 // incremental (a chunk may end inside an escape sequence) and keeps only the last `maxLines`
 // lines. Pure: no DOM, no vscode; the run view's webview renders `spans()`.
-// The same rules as the terminal view of the TUI (octostore_tui/terminal.py).
+// A column is a UTF-16 unit, not a terminal cell: a wide character takes one column, an emoji
+// two and a combining mark one, so text written over part of such a line lands where a terminal
+// would not put it. Screen clears (ESC[J) are ignored: a log keeps its history.
+// The same rules as the terminal view of the TUI (octostore_tui/terminal.py); the cases both are
+// tested against: tests/terminal_cases.json.
 
 export interface Style {
   /** 'ansi-0'..'ansi-15' (the theme's terminal colours) or '#rrggbb'. */
@@ -32,10 +36,15 @@ interface Line {
 
 export const MAX_LINES = 5000;
 
-// One token per control: \r, \n, backspace, tab, CSI (args, final byte), OSC, other ESC, C0/DEL.
-const TOKEN = /(\r)|(\n)|(\x08)|(\t)|\x1b\[([0-9;?:<=>]*)[ -/]*([@-~])|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[ -/]*[0-~]|[\x00-\x07\x0b\x0c\x0e-\x1a\x1c-\x1f\x7f]/g;
-/** An escape sequence cut off at the end of a chunk (kept for the next one). */
-const INCOMPLETE = /\x1b(?:\[[0-9;?:<=>]*[ -/]*|\][^\x07\x1b]*|[ -/]*)?$/;
+// One token per control: \r, \n, backspace, tab, VT/FF, CSI (args, final byte), OSC, other ESC,
+// C0/DEL (a stray ESC too).
+const TOKEN = /(\r)|(\n)|(\x08)|(\t)|([\x0b\x0c])|\x1b\[([0-9;?:<=>]*)[ -/]*([@-~])|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[ -/]*[0-~]|[\x00-\x07\x0e-\x1f\x7f]/g;
+/** An escape sequence cut off at the end of a chunk (kept for the next one); an OSC may be cut
+ * between the ESC and the backslash of its ST. */
+const INCOMPLETE = /\x1b(?:\[[0-9;?:<=>]*[ -/]*|\][^\x07\x1b]*\x1b?|[ -/]*)?$/;
+/** How far back a cut escape is looked for: an OSC 8 link's URL may be long; a stray `ESC ]`
+ * that never ends is shown as text once this much followed it. */
+const HOLD = 4096;
 
 const CUBE = [0, 95, 135, 175, 215, 255];
 const hex2 = (n: number) => Math.max(0, Math.min(255, n | 0)).toString(16).padStart(2, '0');
@@ -123,7 +132,7 @@ export class TerminalText {
       data = this.pending + data;
       this.pending = '';
     }
-    const cut = INCOMPLETE.exec(data.length > 256 ? data.slice(-256) : data);
+    const cut = INCOMPLETE.exec(data.length > HOLD ? data.slice(-HOLD) : data);
     if (cut) {
       const at = data.length - cut[0].length;
       this.pending = data.slice(at);
@@ -137,8 +146,9 @@ export class TerminalText {
       if (m[1]) this.col = 0;
       else if (m[2]) this.newline();
       else if (m[3]) this.col = Math.max(0, this.col - 1);
-      else if (m[4]) this.write(' '.repeat(8 - (this.col % 8)));
-      else if (m[6] !== undefined) this.csi(m[5], m[6]);
+      else if (m[4]) this.col += 8 - (this.col % 8); // a move: what it passes over stays
+      else if (m[5]) this.newlineKeepCol(); // VT, FF: down a line, same column (xterm)
+      else if (m[7] !== undefined) this.csi(m[6], m[7]);
       // OSC, other escapes, other control codes: dropped
     }
     if (last < data.length) this.write(data.slice(last));
