@@ -44,7 +44,7 @@ from .daemon import Daemon
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 
-TINY_REQUIREMENTS = "mlflow-skinny==3.17.2\nsqlalchemy==2.1.9\nalembic==1.20.1\n"
+TINY_REQUIREMENTS = "mlflow-skinny==3.18.0\nsqlalchemy==2.1.9\nalembic==1.20.1\n"
 TINY_TRAIN = '''\
 import argparse, random
 import mlflow

@@ -7,7 +7,6 @@ exceptions; the YAML kinds are checked with PyYAML and with the built-in reader.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
 import os
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from octostored import envfiles
@@ -28,7 +27,6 @@ from octostored.envfiles import (
     environment_summary,
     find_env_files,
     is_env_file,
-    miniyaml,
     parse_env_file,
 )
 
@@ -59,12 +57,10 @@ def by_name(result: dict[str, Any], name: str) -> dict[str, Any]:
     return matches[0]
 
 
-@pytest.fixture(params=["pyyaml", "miniyaml"])
-def yaml_reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run a YAML test once with PyYAML and once with the built-in reader."""
-    if request.param == "miniyaml":
-        monkeypatch.setitem(sys.modules, "yaml", None)  # makes `import yaml` fail
-    return request.param
+@pytest.fixture
+def yaml_reader() -> str:
+    """YAML is read with PyYAML (a dependency; the built-in fallback reader is gone)."""
+    return "pyyaml"
 
 
 # -- which files count ---------------------------------------------------------
@@ -722,38 +718,6 @@ def test_python_env_malformed(tmp_path: Path, yaml_reader: str, text: str, expec
 # -- the built-in YAML reader ------------------------------------------------------
 
 
-@pytest.mark.parametrize("text", [
-    textwrap.dedent(CONDA),
-    textwrap.dedent(MLPROJECT),
-    "a: 1\nb: 1.5\nc: 3.10\nd: yes\ne: ~\nf: 'it''s'\ng: \"q\\\"x\"\nh: 1.2.3\n",
-    "list:\n- a\n- b: 1\n  c: [1, {x: y}]\n- - nested\n  - seq\n",
-    "---\nk: v # comment\nurl: http://x.org/#frag\n...\n",
-    "flow: {a: 1, b: [x, y],\n  c: 'z'}\nempty:\nlast: end\n",
-    "folded: >\n  one\n  two\n\n  three\nkeep: |-\n  x\n   y\n",
-])
-def test_miniyaml_agrees_with_pyyaml(text: str) -> None:
-    yaml = pytest.importorskip("yaml")
-    assert miniyaml.loads(text) == yaml.safe_load(text)
-
-
-@pytest.mark.parametrize("text", [
-    "a: &anchor 1\nb: *anchor\n",
-    "a: !!str 1\n",
-    "a: 1\n---\nb: 2\n",
-    "a: b\n  c\n",
-    "a: 'x\n",
-    "a: [1, 2\n",
-    "- a\nb: 1\n",
-    "a: {x: 1]\n",
-    "a: [1, 2]]\n",
-    "a: b: c\n",
-    "a:\n  - x\n  y: 1\n",
-])
-def test_miniyaml_rejects_what_it_does_not_support(text: str) -> None:
-    with pytest.raises(miniyaml.YamlError):
-        miniyaml.loads(text)
-
-
 # -- whole-file robustness -----------------------------------------------------------
 
 
@@ -819,36 +783,6 @@ def test_fuzz_never_raises(tmp_path: Path, text: str, name: str) -> None:
     assert not any(w.startswith("could not be parsed") for w in r["warnings"]), r["warnings"]
 
 
-_YAML_LINES = ["a:", "b: 1", "- x", "- y: 2", "-", "c: [1, 2]", "d: {e: f}", "g: 'h i'",
-               'j: "k\\"l"', "m: |", "  text", "n: 3.10", "- - z", "# c", "o: p # q", "r: s#t",
-               "u: >-", "w: |+", "v: ~", "", "   ", "k: on", "l: 007", "- {a: [b, c]}"]
-
-
-@settings(max_examples=400, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from([0, 2, 4]), st.sampled_from(_YAML_LINES)), max_size=8))
-def test_miniyaml_agrees_with_pyyaml_when_both_parse(lines: list[tuple[int, str]]) -> None:
-    yaml = pytest.importorskip("yaml")
-    text = "\n".join(" " * indent + line for indent, line in lines) + "\n"
-    try:
-        expected = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return
-    # Declining a document is allowed; reading it differently is not.
-    with contextlib.suppress(miniyaml.YamlError):
-        assert miniyaml.loads(text) == expected, text
-
-
-def test_miniyaml_fuzz_never_raises_other_errors() -> None:
-    @settings(max_examples=200, deadline=None)
-    @given(st.text(alphabet=st.sampled_from(list("ab:-[]{}'\"#|> \n,&*!1.")), max_size=80))
-    @example("{],")  # a flow mapping that ends after a comma: once an IndexError
-    def check(text: str) -> None:
-        with contextlib.suppress(miniyaml.YamlError):
-            miniyaml.loads(text)
-
-    check()
-
-
 # -- summary, the demo, and the import contract ------------------------------------------
 
 
@@ -875,7 +809,7 @@ def test_demo_folder() -> None:
 
     requirements = by_path["requirements.txt"]
     assert requirements["pinned"] is True
-    assert pkgs(requirements)["mlflow"] == "==3.17.2"
+    assert pkgs(requirements)["mlflow"] == "==3.18.0"
     assert {"scikit-learn", "pandas"} <= set(pkgs(requirements))
 
     python_env = by_path["python_env.yaml"]

@@ -6,8 +6,8 @@ MLproject's environment defaults to a sibling python_env.yaml, then conda.yaml, 
 the pip lines inside conda and python_env files are requirements-file lines whose
 ``-r`` is relative to the YAML file.
 
-YAML is read with PyYAML's safe loader when it is importable (imported lazily, on
-the first YAML file) and with :mod:`.miniyaml` otherwise.
+YAML is read with PyYAML's safe loader (C when built with libyaml), imported on the first
+YAML file.
 """
 
 from __future__ import annotations
@@ -16,19 +16,20 @@ import os
 import re
 from typing import Any
 
-from . import miniyaml
 from ._common import plain, read_text
 from .requirements import RequirementsReader
 
 _CONDA_SPEC = re.compile(r"^(?P<name>[A-Za-z0-9_][A-Za-z0-9._-]*)\s*(?P<rest>.*)$")
 
 
+class YamlError(ValueError):
+    """A YAML file that does not parse: the message says where and what."""
+
+
 def load_yaml(text: str) -> Any:
-    """Parse YAML text; raises :class:`miniyaml.YamlError` whichever parser is used."""
-    try:
-        import yaml
-    except ImportError:
-        return miniyaml.loads(text)
+    """Parse YAML text; raises :class:`YamlError`."""
+    import yaml  # PyYAML, a dependency: loaded on the first YAML file, not at start
+
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
         return yaml.load(text, Loader=loader)  # a safe loader (CSafeLoader or SafeLoader)
@@ -36,7 +37,7 @@ def load_yaml(text: str) -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise miniyaml.YamlError(f"{where}{problem}") from None
+        raise YamlError(f"{where}{problem}") from None
 
 
 def _load_mapping(root: str, relpath: str, result: dict[str, Any]) -> dict[str, Any] | None:
@@ -52,7 +53,7 @@ def _load_text_and_mapping(root: str, relpath: str,
         return None
     try:
         data = load_yaml(text)
-    except (miniyaml.YamlError, RecursionError) as exc:
+    except (YamlError, RecursionError) as exc:
         result["warnings"].append(f"invalid YAML: {exc}")
         return None
     if data is None:
