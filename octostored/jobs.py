@@ -40,13 +40,13 @@ import collections
 import json
 import logging
 import os
-import signal
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from . import procs
+from .procs import kill_groups, kill_marked
 from .atomicfile import atomic_write
 
 if TYPE_CHECKING:
@@ -64,10 +64,6 @@ LOG_FLUSH_SECONDS = 0.05
 KEEP_FINISHED = 100
 """Finished jobs kept for ``octostore/jobs``; older ones are forgotten."""
 TERMINAL = ("done", "failed", "cancelled")
-KILL_GRACE_SECONDS = 3.0
-"""Between SIGTERM and SIGKILL when a job's processes are stopped."""
-JOB_ENV = "OCTOSTORE_JOB"
-"""Set in every process a job starts, so that leftovers can be found after a crash."""
 
 Cleanup = Callable[[dict[str, Any]], Awaitable[None]]
 _CLEANUPS: dict[str, Cleanup] = {}
@@ -378,78 +374,3 @@ def registry(daemon: Hub) -> JobRegistry:
     """The daemon's job registry (the hub owns it), stale jobs cleaned up on first use."""
     daemon.jobs.start_cleanup()
     return daemon.jobs
-
-
-# -- processes ---------------------------------------------------------------------------------
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
-
-
-def _has_marker(pid: int, job_id: str) -> bool:
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as f:
-            env = f.read()
-    except OSError:
-        return False
-    return f"{JOB_ENV}={job_id}".encode() in env.split(b"\0")
-
-
-def kill_groups(pgids: list[int], job_id: str | None = None) -> None:
-    """SIGTERM the process groups, then SIGKILL what is left after a grace period.
-
-    With ``job_id`` (after a daemon crash, when a pgid may have been reused) a group
-    is only signalled when its leader carries the job's marker in its environment.
-    """
-    targets = [g for g in pgids if g > 1 and g != os.getpgrp()
-               and (job_id is None or _has_marker(g, job_id))]
-    for g in targets:
-        try:
-            os.killpg(g, signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
-            pass
-    deadline = time.monotonic() + KILL_GRACE_SECONDS
-    while time.monotonic() < deadline and any(_group_alive(g) for g in targets):
-        time.sleep(0.05)
-    for g in targets:
-        try:
-            os.killpg(g, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-
-def marked_pids(job_id: str) -> list[int]:
-    """Processes of ours whose environment says they belong to ``job_id`` (Linux /proc)."""
-    out = []
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return out
-    me = os.getpid()
-    for e in entries:
-        if e.isdigit() and int(e) != me and _has_marker(int(e), job_id):
-            out.append(int(e))
-    return out
-
-
-def kill_marked(job_id: str) -> None:
-    """Kill processes that carry the job's marker but escaped its process groups (setsid)."""
-    pids = marked_pids(job_id)
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
-            pass
-    deadline = time.monotonic() + KILL_GRACE_SECONDS
-    while pids and time.monotonic() < deadline:
-        pids = [p for p in pids if procs.running(p)]
-        if pids:
-            time.sleep(0.05)
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from octostored import jobs
+from octostored import jobs, procs
 from octostored.hub import Hub
 from octostored.reproduce import proc
 
@@ -139,7 +139,7 @@ async def test_the_next_daemon_cleans_up_after_jobs_that_died_with_the_last(
     state.mkdir()
     # A process the dead daemon's job left running, in its own session, with the marker.
     leftover = subprocess.Popen(["sleep", "300"], start_new_session=True,
-                                env={**os.environ, jobs.JOB_ENV: "r-dead0001"})
+                                env={**os.environ, procs.JOB_ENV: "r-dead0001"})
     dead_pid = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                               capture_output=True, text=True).stdout.strip()
     (state / "r-dead0001.json").write_text(json.dumps({

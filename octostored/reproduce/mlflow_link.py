@@ -16,7 +16,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..jobs import JOB_ENV, JobContext, JobError
+from ..jobs import JobContext, JobError
+from ..procs import JOB_ENV
 from . import proc
 from .mlflow_helper import MARK
 

@@ -17,7 +17,8 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..jobs import JOB_ENV, KILL_GRACE_SECONDS, JobContext
+from ..jobs import JobContext
+from ..procs import JOB_ENV, KILL_GRACE_SECONDS
 
 MAX_LINE = 64 * 1024
 """A longer line (a progress bar without newlines) is cut into pieces of this size."""
