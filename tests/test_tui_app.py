@@ -201,6 +201,10 @@ async def test_filter_sort_and_bad_filter(env: TuiEnv, wine: dict[str, Any]) -> 
         )
         assert inp.has_class("-invalid")
         assert any(n.startswith("Bad filter:") for n in notes(app))
+        # The grid says so too, instead of "loading runs…" for ever.
+        await wait_until(pilot, lambda: "filter is not valid" in grid.render_line(1).text,
+                         what="the grid's own word on the bad filter")
+        assert "loading" not in grid.render_line(1).text
         # Clearing the filter brings the runs back.
         await pilot.press("escape")
         await pilot.press("escape")

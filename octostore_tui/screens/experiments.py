@@ -200,6 +200,8 @@ class ExperimentsScreen(LinkedScreen):
             )
         except LinkError as err:
             self.show_error(err)
+            grid.show_message(gen, "no runs: the filter is not valid (see below)"
+                              if err.code == BAD_FILTER else "no runs: the query failed (see below)")
             return
         self.query_one("#filter", Input).remove_class("-invalid")
         rows = reply.get("runs") or []

@@ -209,6 +209,8 @@ class RunsGrid(ScrollView, can_focus=True):
         """(column id, ascending) shown as an arrow in the header."""
         self._requested: set[int] = set()
         self._sized = False
+        self.message: str | None = None
+        """Shown instead of "loading runs…" when the query failed (no page will come)."""
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -220,6 +222,7 @@ class RunsGrid(ScrollView, can_focus=True):
         self.rows.clear()
         self._requested.clear()
         self.total = None
+        self.message = None
         if columns is not None:
             self.columns = columns
             self._sized = False
@@ -230,6 +233,12 @@ class RunsGrid(ScrollView, can_focus=True):
         self._update_virtual_size()
         self.refresh()
         return self.generation
+
+    def show_message(self, generation: int, text: str) -> None:
+        """The query of ``generation`` failed: say ``text`` (plain) where its rows would be."""
+        if generation == self.generation:
+            self.message = text
+            self.refresh()
 
     def set_page(
         self, generation: int, offset: int, rows: list[dict[str, Any]], total: int
@@ -329,8 +338,9 @@ class RunsGrid(ScrollView, can_focus=True):
         index = int(self.scroll_y) + y - 1
         if self.total is None:
             if y == 1:
+                text = f"  {self.message}" if self.message else "  loading runs…"
                 return Strip(
-                    [Segment("  loading runs…", base + self._style("placeholder"))]
+                    [Segment(text, base + self._style("placeholder"))]
                 ).adjust_cell_length(width, base)
             return Strip.blank(width, base)
         if index >= self.total:
