@@ -243,6 +243,16 @@ async def test_deleted_runs_and_columns(env: TuiEnv, wine: dict[str, Any]) -> No
             lambda: app.screen.__class__.__name__ == "ColumnChooser" and app.screen,
             what="the column chooser",
         )
+        # Typing narrows the list at once, though the list has the focus (as the prompt says).
+        await pilot.press("r", "m", "s")
+        listed = chooser.query_one("#chooser-list")
+        await wait_until(
+            pilot,
+            lambda: chooser.query_one("#chooser-filter").value == "rms"
+            and [listed.get_option_at_index(i).value for i in range(listed.option_count)]
+            == ["metrics.rmse"],
+            what="the chooser narrowed by typing",
+        )
         chooser.dismiss(["params.model", "metrics.rmse", "tags.team"])
         await wait_until(
             pilot,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
@@ -44,7 +44,8 @@ class ColumnChooser(ModalScreen[list[str] | None]):
                 "[b]Columns[/b]  space toggles · ctrl+s applies · esc cancels",
                 classes="modal-title",
             )
-            yield Input(placeholder="type to narrow the list", id="chooser-filter")
+            yield Input(placeholder="type to narrow the list", id="chooser-filter",
+                        select_on_focus=False)
             yield SelectionList[str](*self._all, id="chooser-list")
             with Horizontal(classes="modal-buttons"):
                 yield Button("Apply", variant="primary", id="apply")
@@ -52,6 +53,18 @@ class ColumnChooser(ModalScreen[list[str] | None]):
 
     def on_mount(self) -> None:
         self.query_one("#chooser-list").focus()
+
+    def on_key(self, event: events.Key) -> None:
+        """Typing narrows the list wherever the focus is (the prompt says so): a printable
+        key on the list goes to the filter box; space still toggles, arrows still move."""
+        inp = self.query_one("#chooser-filter", Input)
+        ch = event.character
+        if (self.focused is not inp and ch and ch.isprintable() and ch != " "
+                and not event.key.startswith("ctrl+")):
+            inp.focus()
+            inp.insert_text_at_cursor(ch)
+            event.stop()
+            event.prevent_default()
 
     @on(Input.Changed, "#chooser-filter")
     def _narrow(self, event: Input.Changed) -> None:
