@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from . import cli_cache, cli_capture, cli_commit, cli_logs, cli_remote, cli_reproduce
+from . import cli_cache, cli_capture, cli_commit, cli_import, cli_logs, cli_remote, cli_reproduce
 from .client import Client, DaemonUnavailable, OctostoreClientError, RequestError, default_root
 from .inert import inert, inert_text
 from .paths import log_path, socket_path
@@ -374,7 +374,7 @@ COMMANDS = {"status": cmd_status, "experiments": cmd_experiments, "runs": cmd_ru
             "metrics": cmd_metrics, "artifacts": cmd_artifacts, "watch": cmd_watch}
 
 SUBCOMMANDS: tuple[Any, ...] = (cli_commit, cli_reproduce, cli_logs, cli_remote, cli_cache,
-                                 cli_capture)
+                                 cli_capture, cli_import)
 """Modules adding commands: each has ``add_parsers(sub)`` and ``COMMANDS`` (name -> function
 of a client and the args), and may have ``LOCAL`` (commands that need no daemon)."""
 
