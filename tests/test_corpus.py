@@ -47,6 +47,9 @@ def corpus_daemon(tmp_path_factory: pytest.TempPathFactory) -> Any:
     import tempfile
 
     base = Path(tempfile.mkdtemp(prefix="oct-", dir="/tmp"))
+    # Each entry is a repo copied without its .git: search it as deep as a git work tree.
+    (base / "config" / "octostore").mkdir(parents=True)
+    (base / "config" / "octostore" / "config.toml").write_text("search_depth_outside_git = 4\n")
     d = DaemonProc(base).start()
     yield d
     d.stop()
