@@ -1,6 +1,6 @@
 """The capture plugin as a distribution of its own, ``octostore-capture``, in any environment.
 
-``octostore capture install`` (:mod:`.cli_capture`) puts the plugin into a researcher's own
+``octostore capture install`` (:mod:`.cli.capture`) puts the plugin into a researcher's own
 training environment without octostore's dependencies (textual, pygls, uv, ...): one small
 wheel (:mod:`.capture_wheel`, built on the spot, offline), installed by the target
 interpreter's own installer with ``--no-deps``: ``PY -m pip install --no-deps --no-index

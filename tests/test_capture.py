@@ -258,7 +258,7 @@ def test_untracked_files_that_count_as_source() -> None:
 def test_octostore_run_locks_the_commands_own_interpreter(tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """`octostore run -- /other/python ...` locks that interpreter's packages, not octostore's."""
-    from octostored import cli_commit
+    from octostored.cli import commit as cli_commit
 
     base = getattr(sys, "_base_executable", sys.executable)
     assert os.path.abspath(base) != os.path.abspath(sys.executable), (

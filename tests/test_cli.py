@@ -223,7 +223,7 @@ def test_logs_follow_prints_until_the_run_ends(daemon: DaemonProc, short_tmp: Pa
 def test_every_run_in_one_call_pages_for_the_user(daemon: DaemonProc, short_tmp: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """`--limit 0`/`--all` used to be refused past the daemon's page cap: the CLI pages."""
-    from octostored import cli
+    from octostored.cli import query as cli  # the runs command and its paging
 
     repo = make_repo(short_tmp / "many")
     mlf = MlflowClient(tracking_uri=(repo / "mlruns").as_uri())

@@ -356,7 +356,7 @@ def test_the_doc_names_commands_and_flags_that_exist() -> None:
 def test_the_cli_side_never_imports_mlflow() -> None:
     """The command, its planning and the worker's module itself import no MLflow (nor
     SQLAlchemy, pandas, numpy) until the worker process runs a copy."""
-    code = ("import octostored.cli_import, octostored.importer.where, "
+    code = ("import octostored.cli.imports, octostored.importer.where, "
             "octostored.importer.spawn, octostored.importer.copier, octostored.importer.worker"
             "\nimport sys\nprint(','.join(m for m in ('mlflow', 'sqlalchemy', 'pandas', "
             "'numpy') if m in sys.modules))")

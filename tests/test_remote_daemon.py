@@ -28,7 +28,8 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.entities import Metric, ViewType
 
-from octostored import cli_remote, servertrust
+from octostored import servertrust
+from octostored.cli import remote as cli_remote
 from octostored.sources.discover import discover
 
 from .conftest import DaemonProc, git, make_repo, wait_for

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from octostored.cli_reproduce import exit_code
+from octostored.cli.reproduce import exit_code
 from octostored.reproduce import compare, envspec, overrides, plan, projectenv
 from octostored.reproduce.interpreters import satisfies
 

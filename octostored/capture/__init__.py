@@ -7,7 +7,7 @@ line or its exact packages.  This package adds them, from two entry points:
   context provider (entry point group ``mlflow.run_context_provider``) that
   every fluent ``mlflow.start_run()`` passes through where octostore is
   installed;
-* ``octostore run -- CMD ...`` (:mod:`octostored.cli_commit`), for
+* ``octostore run -- CMD ...`` (:mod:`octostored.cli.commit`), for
   environments without the plugin: it computes the same tags and hands them to
   MLflow through ``MLFLOW_RUN_CONTEXT``.
 

@@ -20,12 +20,12 @@ from typing import Any
 
 import orjson
 
-from .inert import inert
-from .reproduce import envcache
+from ..inert import inert
+from ..reproduce import envcache
 
 
 def _usage(msg: str) -> Exception:
-    from .cli import UsageError  # cli imports this module: resolve at call time
+    from .common import UsageError
 
     return UsageError(msg)
 
@@ -47,7 +47,7 @@ def add_parsers(sub: Any) -> None:
 
 
 def _cap(args: argparse.Namespace) -> tuple[float | None, list[str]]:
-    from . import settings
+    from .. import settings
 
     warnings: list[str] = []
     return settings.env_cache_max_gb(None, warnings), warnings

@@ -13,12 +13,12 @@ from typing import Any
 
 import orjson
 
-from . import capture_dist as cd
-from .inert import inert
+from .. import capture_dist as cd
+from ..inert import inert
 
 
 def _usage(msg: str) -> Exception:
-    from .cli import UsageError  # cli imports this module: resolve at call time
+    from .common import UsageError
 
     return UsageError(msg)
 

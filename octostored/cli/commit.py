@@ -29,7 +29,7 @@ import subprocess
 import sys
 from typing import Any
 
-from .client import Client, RequestError, default_root
+from ..client import Client, RequestError, default_root
 
 HOOK_REFUSED = 1022
 """``protocol.HOOK_REFUSED`` (not imported: the CLI stays light)."""
@@ -115,7 +115,7 @@ def cmd_commit(c: Client, args: argparse.Namespace) -> int:
     except RequestError as exc:
         if exc.code != HOOK_REFUSED or not isinstance(exc.data, dict):
             raise
-        from .inert import inert, inert_text
+        from ..inert import inert, inert_text
 
         output = str(exc.data.get("output") or "").rstrip()
         if output:
@@ -134,7 +134,7 @@ def cmd_commit(c: Client, args: argparse.Namespace) -> int:
 
 
 def _print_result(res: dict[str, Any]) -> None:
-    from .inert import inert
+    from ..inert import inert
 
     if res.get("recovered"):
         print(inert(res["recovered"]))
@@ -205,7 +205,7 @@ SHOWN_MODELS = 20
 
 def _print_models(res: dict[str, Any]) -> None:
     """Each run's logged models: size and route (git, Git LFS, left out and why)."""
-    from .inert import inert
+    from ..inert import inert
 
     models = res.get("models") or []
     if not models:
@@ -238,7 +238,7 @@ SHOWN_DATA = 20
 def _print_data(res: dict[str, Any]) -> None:
     """The ``--data`` files (size, route, forced when ignored) and the runs' inputs git does
     not hold: the plan always says what it leaves out and why."""
-    from .inert import inert
+    from ..inert import inert
 
     data = res.get("data") or []
     if data:
@@ -264,7 +264,7 @@ def _print_data(res: dict[str, Any]) -> None:
 
 def _print_left_apart(res: dict[str, Any]) -> None:
     """Runs made on other branches: left out unless asked (or listed as taken)."""
-    from .inert import inert
+    from ..inert import inert
 
     other = res.get("other_branches") or []
     left = [o for o in other if not o.get("included")]
@@ -281,7 +281,7 @@ def _print_left_apart(res: dict[str, Any]) -> None:
 
 def _print_origins(origins: list[dict[str, Any]]) -> None:
     """What comes from where: refused places outside the repo first, then each source."""
-    from .inert import inert
+    from ..inert import inert
 
     if not origins:
         return
@@ -313,16 +313,16 @@ def _offer_gitignore(res: dict[str, Any]) -> None:
 
 
 def add_to_gitignore(root: str, patterns: list[str]) -> list[str]:
-    from .gitops.contents import append_to_gitignore
+    from ..gitops.contents import append_to_gitignore
 
     return append_to_gitignore(root, patterns)
 
 
 # -- init ------------------------------------------------------------------------------------
 def cmd_init(args: argparse.Namespace) -> int:
-    from .gitops.scaffold import ScaffoldError, next_steps, scaffold
-    from .inert import inert
-    from .installsource import resolve
+    from ..gitops.scaffold import ScaffoldError, next_steps, scaffold
+    from ..inert import inert
+    from ..installsource import resolve
 
     source = resolve(args.octostore, flag="--octostore")
     try:
@@ -356,7 +356,7 @@ def _uv_word() -> str | None:
     """uv as a shell word: ``uv`` on PATH, else the one installed with octostore, else None."""
     import shlex
 
-    from .reproduce.interpreters import find_uv
+    from ..reproduce.interpreters import find_uv
 
     if shutil.which("uv"):
         return "uv"
@@ -390,8 +390,8 @@ def is_run_command(argv: list[str]) -> bool:
 
 def main_run(argv: list[str]) -> int:
     """Run the command with the capture tags, its console teed into a log at the root."""
-    from .console import logformat, runner
-    from .paths import repo_top
+    from ..console import logformat, runner
+    from ..paths import repo_top
 
     cmd = argv[2:]
     if not cmd:
@@ -425,7 +425,7 @@ def target_python(cmd: list[str], exe: str) -> str:
 def capture_env(cmd: list[str], exe: str, console_log: str | None = None) -> dict[str, str]:
     """Environment variables that make MLflow tag the command's runs with the capture tags
     (and ``octostore.console_log`` = ``console_log``, the root-relative log path, if given)."""
-    from .capture import collect, envlock, gitstate
+    from ..capture import collect, envlock, gitstate
 
     cwd = os.getcwd()
     argv = collect.portable_argv(cmd)
@@ -468,7 +468,7 @@ def capture_env(cmd: list[str], exe: str, console_log: str | None = None) -> dic
             pass
     context.update(tags)
     if console_log:
-        from .console.logformat import TAG
+        from ..console.logformat import TAG
 
         context[TAG] = console_log
     return {"MLFLOW_RUN_CONTEXT": json.dumps(context), collect.ARGV_ENV: json.dumps(argv)}

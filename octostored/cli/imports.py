@@ -17,12 +17,12 @@ from typing import Any
 
 import orjson
 
-from .client import default_root
-from .inert import inert
+from ..client import default_root
+from ..inert import inert
 
 
 def _usage(msg: str) -> Exception:
-    from .cli import UsageError  # cli imports this module: resolve at call time
+    from .common import UsageError
 
     return UsageError(msg)
 
@@ -80,8 +80,8 @@ def _changes(ch: dict[str, Any]) -> str:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from .importer import where
-    from .importer.spawn import run_worker
+    from ..importer import where
+    from ..importer.spawn import run_worker
 
     cwd = os.getcwd()
     top = os.path.abspath(args.root) if args.root else default_root()

@@ -22,9 +22,8 @@ from typing import Any
 
 import orjson
 
-from .inert import inert_text
-
-from .client import Client, default_root
+from ..client import Client, default_root
+from ..inert import inert_text
 
 READ_BYTES = 1024 * 1024
 """Bytes asked per request (the daemon's maximum)."""
@@ -35,7 +34,7 @@ MAX_LINES = 100_000
 
 
 def _usage(msg: str) -> Exception:
-    from .cli import UsageError  # cli imports this module: resolve at call time
+    from .common import UsageError
 
     return UsageError(msg)
 

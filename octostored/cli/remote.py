@@ -29,7 +29,7 @@ import sys
 import time
 from typing import Any
 
-from .client import Client, DaemonUnavailable, OctostoreClientError, default_root
+from ..client import Client, DaemonUnavailable, OctostoreClientError, default_root
 
 HEADER = ("# MLflow tracking servers this repo's runs are read from, besides its own stores.\n"
           "# Managed by `octostore remote add/remove`; never put credentials here (use\n"
@@ -63,7 +63,7 @@ def add_parsers(sub: Any) -> None:
 
 # -- the file ----------------------------------------------------------------------------------
 def remotes_path(root: str) -> str:
-    from .sources.discover import REMOTES_FILE
+    from ..sources.discover import REMOTES_FILE
 
     return os.path.join(root, REMOTES_FILE)
 
@@ -75,7 +75,7 @@ def read_remotes(root: str) -> list[str]:
         ValueError: the file cannot be read or is not ``remotes = [...]`` (one sentence, with
             what to do): it is not overwritten then.
     """
-    from .sources.discover import configured_remotes
+    from ..sources.discover import configured_remotes
 
     warnings: list[str] = []
     uris = configured_remotes(root, warnings)
@@ -87,7 +87,7 @@ def read_remotes(root: str) -> list[str]:
 
 def write_remotes(root: str, uris: list[str]) -> None:
     """Write ``.octostore/remotes.toml`` atomically (temp file and rename)."""
-    from .atomicfile import atomic_write
+    from ..atomicfile import atomic_write
 
     body = "".join(f"  {json.dumps(u)},\n" for u in uris)
     text = HEADER + (f"remotes = [\n{body}]\n" if uris else "remotes = []\n")
@@ -98,7 +98,7 @@ def check_uri(uri: str) -> tuple[str | None, str]:
     """(error sentence or None, the server's id)."""
     from urllib.parse import urlsplit
 
-    from .sources.remote import is_remote_uri, scrub_uri
+    from ..sources.remote import is_remote_uri, scrub_uri
 
     uri = uri.strip()
     if uri.lower().startswith("databricks"):
@@ -158,9 +158,8 @@ def _add(root: str, args: argparse.Namespace) -> int:
     if err:
         return _fail(err)
     current = read_remotes(root)
-    from .sources.remote import scrub_uri
-
-    from .servertrust import trust
+    from ..servertrust import trust
+    from ..sources.remote import scrub_uri
 
     added = sid not in {scrub_uri(u) for u in current}
     if added:
@@ -186,7 +185,7 @@ def _add(root: str, args: argparse.Namespace) -> int:
 
 
 def _remove(root: str, args: argparse.Namespace) -> int:
-    from .sources.remote import is_remote_uri, scrub_uri
+    from ..sources.remote import is_remote_uri, scrub_uri
 
     sid = scrub_uri(args.uri) if is_remote_uri(args.uri) else args.uri.strip()
     current = read_remotes(root)
@@ -207,7 +206,7 @@ def _remove(root: str, args: argparse.Namespace) -> int:
 
 
 def _trust(root: str, args: argparse.Namespace) -> int:
-    from .servertrust import origin, server_key, trust, trust_path, untrust
+    from ..servertrust import origin, server_key, trust, trust_path, untrust
 
     err, _sid = check_uri(args.uri)
     if err:
@@ -236,8 +235,8 @@ def _trust(root: str, args: argparse.Namespace) -> int:
 
 def _named_in(root: str) -> dict[str, list[str]]:
     """Server id -> the files that name it."""
-    from .sources.discover import configured_remotes, configured_stores, read_dotenv
-    from .sources.remote import is_remote_uri, scrub_uri
+    from ..sources.discover import configured_remotes, configured_stores, read_dotenv
+    from ..sources.remote import is_remote_uri, scrub_uri
 
     env_uri = read_dotenv(root).get("MLFLOW_TRACKING_URI", "")
     named: dict[str, list[str]] = {}
@@ -252,11 +251,11 @@ def _named_in(root: str) -> dict[str, list[str]]:
 
 
 def _list(root: str, args: argparse.Namespace) -> int:
-    from .sources.discover import remote_stores
+    from ..sources.discover import remote_stores
 
     named = _named_in(root)
     live = _daemon_sources(root)
-    from .servertrust import is_trusted, origin
+    from ..servertrust import is_trusted, origin
 
     rows = []
     for ref in remote_stores(root, []):
@@ -313,7 +312,7 @@ def _daemon_sync(root: str, sid: str) -> dict[str, Any] | None:
 def _daemon_resync(key: str) -> list[dict[str, Any]]:
     """Make every root a running daemon has open that names the server ``key`` (see
     :func:`octostored.servertrust.server_key`) sync now; each such source's status after."""
-    from .servertrust import server_key
+    from ..servertrust import server_key
 
     out: list[dict[str, Any]] = []
     try:

@@ -39,7 +39,7 @@ import threading
 import time
 from typing import Any
 
-from .client import (
+from ..client import (
     Client,
     DaemonUnavailable,
     OctostoreClientError,
@@ -47,7 +47,7 @@ from .client import (
     Timeout,
     default_root,
 )
-from .inert import inert
+from ..inert import inert
 
 EXIT_DIVERGED = 3
 EXIT_FAILED = 4
@@ -59,7 +59,7 @@ TERMINAL = ("done", "failed", "cancelled")
 
 
 def _usage(msg: str) -> Exception:
-    from .cli import UsageError  # cli imports this module: resolve at call time
+    from .common import UsageError
 
     return UsageError(msg)
 
@@ -441,7 +441,7 @@ def _print_result(result: dict[str, Any], final: dict[str, Any], quiet: bool = F
                        + (f": {inert(', '.join(r['key'] for r in moved))}" if moved else ""))
         print(f"verdict: diverged; {'; '.join(why)} ({how})")
     if rows:
-        from .cli import table
+        from .common import table
 
         print(table(["metric", "original", "reproduced", "diff", "rel", "status"],
                     [[r["key"], _fmt(r["original"]), _fmt(r["reproduced"]),
@@ -501,7 +501,7 @@ def cmd_jobs(c: Client, args: argparse.Namespace) -> int:
         if j.get("result"):
             print(json.dumps(j["result"], indent=2, default=str))
         return 0
-    from .cli import table
+    from .common import table
 
     rows = [[j["job"], j["kind"], j["state"], j["phase"],
              str((j.get("params") or {}).get("run_id", ""))[:8],
@@ -525,8 +525,8 @@ def cmd_cancel(c: Client, args: argparse.Namespace) -> int:
 
 # -- ci init -----------------------------------------------------------------------------------
 def cmd_ci(args: argparse.Namespace) -> int:
-    from .installsource import resolve
-    from .reproduce import ci
+    from ..installsource import resolve
+    from ..reproduce import ci
 
     root = _root(args)
     source = resolve(args.package)

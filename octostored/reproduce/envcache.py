@@ -9,7 +9,7 @@ removes an environment that a build or a run is using: removal takes both exclus
 without waiting, and skips the folder when it cannot.  The lock files themselves stay
 (removing a lock file that another process is about to lock would let two builders in).
 
-``octostore cache list|prune`` (:mod:`octostored.cli_cache`) and the size cap
+``octostore cache list|prune`` (:mod:`octostored.cli.cache`) and the size cap
 (``env_cache_max_gb``, applied after each new build by :func:`enforce_cap`) go through
 here.  Standard library only.
 """
