@@ -99,11 +99,10 @@ class RootWatcher:
         octo = os.path.join(self.root.path, ".octostore")
         if os.path.isdir(octo):
             recursive.add(octo)
-        for st in self.root.stores.values():
-            if st.ref.kind == "file":
-                recursive.add(st.ref.path)
-            elif st.ref.kind == "sqlite":  # a server ("remote") has nothing on disk to watch
-                flat.add(os.path.dirname(st.ref.path))
+        for st in self.root.stores.values():  # each store says what (a server: nothing)
+            rec, fl = st.watch_paths()
+            recursive.update(rec)
+            flat.update(fl)
         # A store inside .octostore is covered by the recursive watch on .octostore.
         recursive = {p for p in recursive if not any(
             p != q and p.startswith(q + os.sep) for q in recursive)}
@@ -201,8 +200,9 @@ class RootWatcher:
                f"every {ROOT_POLL_SECONDS:g} s or more, and at once by `octostore/sync`; close "
                "other roots (or restart the daemon) to watch it")
         self.root.index.notes["watch"] = msg
-        for info in self.root.index.sources.values():
-            if info.kind != "remote":
+        for sid, info in self.root.index.sources.items():
+            st = self.root.stores.get(sid)
+            if st is None or st.watched:
                 info.watching = "polling"
         self._tasks.append(asyncio.create_task(self._poll_root()))
 

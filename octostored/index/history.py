@@ -1,6 +1,7 @@
 """Metric histories: read on demand, cached with a memory bound, extended by appends.
 
-A history is read the first time a client asks for it.  For a file store the
+A history is read the first time a client asks for it, by the run's store object
+(a SQLite store queries it, a server's source fetches it).  For a file store the
 cache remembers how many bytes of the metric file it consumed; when the file
 grew, only the new bytes are read (a live training run appends a line at a
 time).  The cache holds at most ``MAX_POINTS`` points, least recently used
@@ -12,11 +13,16 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..model import Run
 from ..safefile import open_regular
 from ..sources import filestore
 from ..sources.metricfile import Point
+
+if TYPE_CHECKING:
+    from .stores.base import Store
 
 MAX_POINTS = 2_000_000
 """About 150 MB of cached points at most."""
@@ -25,24 +31,32 @@ WITNESS = 64
 
 
 class HistoryCache:
-    def __init__(self, max_points: int = MAX_POINTS) -> None:
+    def __init__(self, max_points: int = MAX_POINTS,
+                 store_of: Callable[[Run, str], Store] | None = None) -> None:
         self.max_points = max_points
+        self._store_of = store_of
+        """The store object that reads a run's histories (given the run and its store's
+        kind); without it, every history is read as a file store's."""
         self._entries: OrderedDict[tuple[str, str], tuple[list[Point], int, int, int, bytes]] = (
             OrderedDict())
         self._points = 0
         self._lock = threading.Lock()
 
     def get(self, run: Run, key: str, store_kind: str) -> tuple[list[Point], list[str]]:
-        """The full history of ``key`` in ``run`` (timestamp, value, step), file order.
+        """The full history of ``key`` in ``run`` (timestamp, value, step), as the run's
+        store reads it (:meth:`Store.metric_history
+        <octostored.index.stores.base.Store.metric_history>`), and warnings."""
+        if self._store_of is None:
+            return self.file_history(run, key)
+        return self._store_of(run, store_kind).metric_history(run, key, self)
+
+    def file_history(self, run: Run, key: str) -> tuple[list[Point], list[str]]:
+        """The history of ``key`` in the file-store run ``run``, file order.
 
         A file that only grew is extended from where the last read stopped, after
         checking that the bytes before that point are still the ones read (a ``git
         checkout`` or a copy can rewrite a metric file with a longer one).
         """
-        if store_kind == "sqlite":
-            from ..sources import sqlitestore
-
-            return sqlitestore.metric_history(run.location, run.run_id, key), []
         path = os.path.join(run.location, "metrics", key)
         try:
             st = os.stat(path)

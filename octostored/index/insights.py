@@ -9,7 +9,6 @@ a few runs side by side.  Both read index records only, never the disk.
 from __future__ import annotations
 
 import math
-import re
 import statistics
 import time
 from collections import Counter, defaultdict

@@ -16,14 +16,13 @@ import msgpack
 
 from ..atomicfile import atomic_write
 from ..model import _RUN_FIELDS, Experiment, Run
-from ..sources.filestore import NO_STATES, MetricState, RunState
 
 SNAP_PREFIX = ".snap-"
-"""Temp files of snapshot writes (and the remote cursors beside them): a killed daemon's
-leftovers are removed at start."""
+"""Temp files of snapshot writes: a killed daemon's leftovers are removed at start."""
 
 FORMAT = 5
-"""Bump when the layout of rows changes (5: one 8-byte signature digest per run)."""
+"""Bump when the layout of rows changes (5: one 8-byte signature digest per run).  A store's
+row may gain keys without a bump (a server's ``remote_cursor``): older rows lack them."""
 
 _LIST_FIELDS = tuple(i for i, f in enumerate(_RUN_FIELDS) if f in ("inputs", "warnings", "sources"))
 """Run fields that are lists (the snapshot is decoded with arrays as tuples: metric values
@@ -31,20 +30,18 @@ come out as the tuples runs hold, and only these few fields need a list back).""
 
 
 def save_snapshot(path: str, index: Any, stores: dict[str, Any]) -> None:
+    """Write ``index`` and each store's read state (:meth:`Store.dump_state
+    <octostored.index.stores.base.Store.dump_state>`) to ``path``, atomically."""
+    # The stores' read states first: one taken before the index is packed is never newer
+    # than it (a server's cursor, say, is set after its scan is applied).
+    states = {sid: {"kind": st.ref.kind, "path": st.ref.path, **st.dump_state()}
+              for sid, st in list(stores.items())}
     data = {
         "format": FORMAT,
         "root": index.root,
         "runs": [r.to_row() for r in list(index.runs.values())],
         "experiments": [e.to_row() for e in list(index.experiments.values())],
-        "stores": {
-            sid: {
-                "kind": st.ref.kind,
-                "path": st.ref.path,
-                "runs": {rid: _state_row(rs) for rid, rs in list(st.runs.items())},
-                "cursor": _cursor_row(st.cursor),
-            }
-            for sid, st in list(stores.items())
-        },
+        "stores": states,
     }
     blob = msgpack.packb(data, use_bin_type=True)
     atomic_write(path, blob, 0o600, prefix=SNAP_PREFIX, fsync=True, folder_mode=0o700)
@@ -65,7 +62,10 @@ def remove_leftovers(folder: str) -> None:
 
 
 def load_snapshot(path: str, index: Any, stores: dict[str, Any], store_state: Any) -> bool:
-    """Fill ``index`` and ``stores`` from the snapshot; False when there is none usable."""
+    """Fill ``index`` and ``stores`` from the snapshot; False when there is none usable.
+
+    ``store_state(ref)`` makes a store object (:func:`~octostored.index.stores.make_store`),
+    which takes its read state back from its row (``load_state``)."""
     try:
         with open(path, "rb") as f:
             blob = f.read()
@@ -94,9 +94,9 @@ def load_snapshot(path: str, index: Any, stores: dict[str, Any], store_state: An
         loaded_stores = {}
         for sid, st in data["stores"].items():
             state = store_state(StoreRef(st["kind"], st["path"], sid))
-            for rid, row in st["runs"].items():
-                state.runs[rid] = _state_from_row(row)
-            state.cursor = _cursor_from_row(st.get("cursor"))
+            load = getattr(state, "load_state", None)  # a bare holder takes the index only
+            if load is not None:
+                load(st)
             loaded_stores[sid] = state
     except Exception:  # a corrupt snapshot is discarded, not fatal
         try:
@@ -111,31 +111,3 @@ def load_snapshot(path: str, index: Any, stores: dict[str, Any], store_state: An
     stores.update(loaded_stores)
     gc.freeze()  # the loaded records live long: keep them out of future collections
     return True
-
-
-def _state_row(rs: RunState) -> Any:
-    """A file-store run's read state: its signature digest, plus its large metric files'."""
-    if not rs.metrics:
-        return rs.signature
-    return [rs.signature, {k: [m.size, m.mtime_ns, m.consumed, m.latest]
-                           for k, m in rs.metrics.items()}]
-
-
-def _state_from_row(row: Any) -> RunState:
-    if isinstance(row, bytes):
-        return RunState(row, NO_STATES)
-    sig, metrics = row
-    return RunState(sig, {k: MetricState(m[0], m[1], m[2], m[3] or None)
-                          for k, m in metrics.items()})
-
-
-def _cursor_row(cursor: Any) -> Any:
-    return None if cursor is None else cursor.to_row()
-
-
-def _cursor_from_row(row: Any) -> Any:
-    if not row:
-        return None
-    from ..sources.sqlitestore import SqliteCursor
-
-    return SqliteCursor.from_row(row)
