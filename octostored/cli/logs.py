@@ -30,7 +30,7 @@ READ_BYTES = 1024 * 1024
 POLL_SECONDS = 0.5
 FIRST_TAIL_BYTES = 64 * 1024
 MAX_LINES = 100_000
-"""The most matching lines the daemon sends (``octostored.index.logs.MAX_LINES``)."""
+"""The most matching lines the daemon sends (``octostored.console.reader.MAX_LINES``)."""
 
 
 def _usage(msg: str) -> Exception:

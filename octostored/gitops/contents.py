@@ -201,7 +201,7 @@ def _console_logs(top: str, req: CommitRequest, lfs: bool, result: dict[str, Any
                   staging: str | None, guard: Guard) -> list[FileOut]:
     """The console logs of the runs (each once, however many runs share it)."""
     from ..console.logformat import TAG, index_path
-    from ..index.logs import log_is_live, tag_file
+    from ..console.reader import log_is_live, tag_file
 
     top_real = os.path.realpath(top)
     by_file: dict[str, list[str]] = {}

@@ -1,7 +1,7 @@
 """log: a run's console log, read by byte range or searched with a regex (RE2: linear time).
 
 Clients follow a live log by polling from ``next_offset`` while ``live`` is true.
-Resolving and reading are :mod:`octostored.index.logs`; this module checks the
+Resolving and reading are :mod:`octostored.console.reader`; this module checks the
 params and words the errors.
 """
 
@@ -13,7 +13,7 @@ import weakref
 import zlib
 from typing import TYPE_CHECKING, Any
 
-from ...index import logs as logs_mod
+from ...console import reader as logs_mod
 from .. import protocol
 from ..errors import DeadlineExceeded, InvalidParams, OctostoreError, PathOutside, RequestTooLarge
 from ..params import Params

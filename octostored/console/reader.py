@@ -32,7 +32,7 @@ from typing import Any
 import orjson
 
 from .. import procs
-from ..console.logformat import LOG_SUFFIX, MARK_INTERVAL_MS, TAG, index_path
+from .logformat import LOG_SUFFIX, MARK_INTERVAL_MS, TAG, index_path
 from ..model import Run
 from ..sources.artifacts import local_artifact_dir
 
