@@ -4,7 +4,10 @@ Owns: syncing one tracking server into :class:`~octostored.model.Run` and
 :class:`~octostored.model.Experiment` records (:meth:`RemoteSource.sync`), metric histories
 on demand with a bounded cache (:meth:`RemoteSource.metric_history`), an optional poll loop
 with interval and backoff (:meth:`RemoteSource.start`, :class:`SyncPolicy`), and keeping
-credentials out of everything it says (:func:`scrub_uri`, :class:`Scrubber`).
+credentials out of everything it says (:func:`scrub_uri`, :class:`Scrubber`).  Its parts
+live beside it: :mod:`.remote_uri` (which URIs are servers, scrubbing), :mod:`.remote_state`
+(cursor, scan, policy, error), :mod:`.remote_link` (the worker process); their names are
+importable from here too.
 
 Why it is shaped so:
 
@@ -53,23 +56,33 @@ Why it is shaped so:
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import inspect
-import json
 import logging
 import os
-import random
-import re
 import sys
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ..model import ACTIVE, Experiment, Run
+from .remote_link import _PKG_PARENT, START_TIMEOUT, _Pending, _Worker  # noqa: F401
+from .remote_state import (  # noqa: F401 - importers name these from here
+    RemoteCursor,
+    RemoteError,
+    RemoteScan,
+    SyncPolicy,
+    env_seconds,
+    policy_from_env,
+)
+from .remote_uri import (  # noqa: F401
+    _SECRET_VARS,
+    Scrubber,
+    _split_userinfo,
+    is_remote_uri,
+    scrub_uri,
+)
 
 log = logging.getLogger(__name__)
 
@@ -77,423 +90,8 @@ _NAN = float("nan")
 """One shared NaN, so that equal metric tuples compare equal (tuples test identity first)."""
 
 UNFINISHED = ("RUNNING", "SCHEDULED")
-START_TIMEOUT = 120.0
-"""Seconds for a worker to import MLflow and say hello (a busy 2-core box: ~10 s)."""
 HISTORY_POINTS = 1_000_000
 """Cached history points per source, least recently used dropped first."""
-_PKG_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-_SECRET_VARS = ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_PASSWORD")
-
-
-# -- credentials ---------------------------------------------------------------------------
-
-def is_remote_uri(uri: str) -> bool:
-    """True for the tracking URIs this module reads (``http://`` and ``https://``)."""
-    return uri.strip().lower().startswith(("http://", "https://"))
-
-
-def _split_userinfo(uri: str) -> tuple[str, str]:
-    """(user info, URI without it).  The user info ends at the last ``@`` before any query:
-    a password with an unescaped ``/`` or ``@`` must not leak into the host or path."""
-    scheme, sep, rest = uri.strip().partition("://")
-    if not sep:
-        return "", uri.strip()
-    head = rest.split("?", 1)[0].split("#", 1)[0]
-    if "@" not in head:
-        return "", uri.strip()
-    at = head.rindex("@")
-    return rest[:at], f"{scheme}://{rest[at + 1:]}"
-
-
-def scrub_uri(uri: str) -> str:
-    """``uri`` without ``user:password@``, query string or fragment (tokens hide there)."""
-    try:
-        parts = urlsplit(_split_userinfo(uri)[1])
-    except ValueError:
-        return "<unparsable URI>"
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    netloc = host + (f":{port}" if port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
-
-
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s]*@")
-_AUTH = re.compile(
-    r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)(?:(?:basic|bearer|token)\s+)?[^\s'\",}]+")
-_TOKEN_PARAM = re.compile(r"(?i)([?&](?:token|access_token|password|api_key)=)[^&\s]+")
-
-
-class Scrubber:
-    """Removes the credentials of one source from any text: URI user info, the password and
-    token values themselves (raw, percent-decoded and as a Basic header), auth headers."""
-
-    def __init__(self, uri: str, env: Mapping[str, str]) -> None:
-        secrets: set[str] = set()
-        info, _ = _split_userinfo(uri)
-        user, _, pw = info.partition(":")
-        if info:
-            secrets.update({info, unquote(info)})
-        for v in (pw, unquote(pw) if pw else None):
-            if v:
-                secrets.add(v)
-        if user and pw:
-            secrets.add(base64.b64encode(f"{unquote(user)}:{unquote(pw)}".encode()).decode())
-        for name in _SECRET_VARS:
-            v = env.get(name)
-            if v:
-                secrets.add(v)
-        user_v, pw_v = env.get("MLFLOW_TRACKING_USERNAME"), env.get("MLFLOW_TRACKING_PASSWORD")
-        if user_v and pw_v:
-            secrets.add(base64.b64encode(f"{user_v}:{pw_v}".encode()).decode())
-        # the longest first, so that a secret containing another is replaced whole
-        self.secrets = sorted((s for s in secrets if len(s) >= 3), key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        text = _USERINFO.sub(r"\1***@", text)
-        text = _AUTH.sub(r"\1***", text)
-        text = _TOKEN_PARAM.sub(r"\1***", text)
-        for s in self.secrets:
-            text = text.replace(s, "***")
-        return text
-
-
-# -- records --------------------------------------------------------------------------------
-
-@dataclass(slots=True)
-class RemoteCursor:
-    """Where the syncs of one server left off.  Plain types only (see :meth:`to_row`)."""
-
-    where: str
-    """The server (scrubbed URI); a cursor for another server is ignored."""
-    watermark: int = 0
-    """ms: ``min(wall clock at the last sync's start, max_seen)``; the next incremental sync
-    reads runs started or ended at or after ``watermark - margin``."""
-    max_seen: int = 0
-    """ms: the newest start or end time seen in any run."""
-    unfinished: list[str] = field(default_factory=list)
-    """Runs RUNNING or SCHEDULED at the last sync (re-read by id until they finish)."""
-    experiments: dict[str, str] = field(default_factory=dict)
-    """Experiment id -> lifecycle stage."""
-    digests: dict[str, str] = field(default_factory=dict)
-    """Run id -> digest of the record last returned."""
-    experiment_of: dict[str, str] = field(default_factory=dict)
-    """Run id -> experiment id."""
-    last_listing: float = 0.0
-    """Wall clock of the last full or listing sync."""
-    listing_seconds: float = 0.0
-    """How long that listing took."""
-    syncs: int = 0
-
-    def to_row(self) -> dict[str, Any]:
-        slots = self.__slots__  # type: ignore[attr-defined]
-        return {"remote": 1, **{f: getattr(self, f) for f in slots}}
-
-    @classmethod
-    def from_row(cls, row: Any) -> RemoteCursor | None:
-        if not isinstance(row, dict) or row.get("remote") != 1:
-            return None
-        try:
-            return cls(**{f: row[f] for f in cls.__slots__})  # type: ignore[attr-defined]
-        except (KeyError, TypeError):
-            return None
-
-
-@dataclass(slots=True)
-class RemoteScan:
-    """What one sync of a server found."""
-
-    experiments: list[Experiment]
-    """Every experiment of the server (empty when the sync failed)."""
-    runs: list[Run]
-    """Every run when ``full``; otherwise only the runs that changed."""
-    removed: list[str]
-    """Ids of runs gone from the server (hard-deleted, or their experiment was)."""
-    warnings: list[str]
-    """Source-level problems, credentials removed.  With ``ok`` False: keep what you have."""
-    full: bool
-    """True when ``runs`` holds every run: replace this source's runs instead of merging."""
-    ok: bool
-    """False when the sync failed (server unreachable, slow, erroring, credentials rejected)."""
-    mode: str = ""
-    """"full", "list", "incremental", or "" when the sync failed."""
-    error: str = ""
-    """Kind of failure: "unreachable", "timeout", "auth", "server", "worker", "error"."""
-    cursor: RemoteCursor | None = None
-    """The state after this sync (the source keeps it too, as ``source.cursor``)."""
-    stats: dict[str, Any] = field(default_factory=dict)
-    """Seconds, requests, runs listed and sent."""
-    next_sync_in: float | None = None
-    """Set by the poll loop: seconds until the next sync."""
-
-    def apply_to(self, runs: dict[str, Run]) -> None:
-        """Bring ``runs`` (this source's runs by id, as of the previous scan) up to this one.
-
-        Nothing changes when the sync failed; a full scan replaces everything.
-        """
-        if not self.ok:
-            return
-        if self.full:
-            runs.clear()
-        for rid in self.removed:
-            runs.pop(rid, None)
-        for run in self.runs:
-            runs[run.run_id] = run
-
-
-class RemoteError(Exception):
-    """A call to the server failed; ``str()`` is a scrubbed, actionable message."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-
-
-@dataclass
-class SyncPolicy:
-    """When to sync: an interval, stretched when the server is slow, backed off when it fails."""
-
-    interval: float = 10.0
-    """Seconds between syncs of a healthy server."""
-    max_delay: float = 300.0
-    """Longest wait, also after many failures."""
-    load_factor: float = 4.0
-    """Wait at least this many times the last sync's duration (a slow server gets <= 20%)."""
-    listing_interval: float = 600.0
-    """Seconds between listings (the sync that catches what incremental ones can miss)."""
-    listing_load: float = 20.0
-    """And at least this many times the last listing's duration."""
-    margin_ms: int = 300_000
-    """Safety margin under the watermark: covers clock skew and commit delays."""
-    jitter: float = 0.1
-    """+- this fraction of randomness on each delay (many daemons, one server)."""
-    failures: int = 0
-
-    def next_delay(self, ok: bool, elapsed: float) -> float:
-        """Seconds to wait before the next sync, after one that took ``elapsed`` seconds."""
-        if ok:
-            self.failures = 0
-            base = max(self.interval, self.load_factor * elapsed)
-        else:
-            self.failures += 1
-            base = max(self.interval * 2 ** min(self.failures, 16), self.load_factor * elapsed)
-        base = min(base, self.max_delay)
-        if self.jitter:
-            base *= random.uniform(1 - self.jitter, 1 + self.jitter)
-        return base
-
-    def listing_due(self, cursor: RemoteCursor, now: float) -> bool:
-        wait = max(self.listing_interval, self.listing_load * cursor.listing_seconds)
-        return now - cursor.last_listing >= wait
-
-
-def env_seconds(name: str, default: float, env: Mapping[str, str] | None = None) -> float:
-    """A positive number of seconds from the environment (``default`` when unset or bad)."""
-    raw = (os.environ if env is None else env).get(name, "")
-    try:
-        value = float(raw)
-    except ValueError:
-        return default
-    return value if value > 0 and value == value else default
-
-
-def policy_from_env(env: Mapping[str, str] | None = None) -> SyncPolicy:
-    """The daemon's :class:`SyncPolicy`: the defaults, or ``OCTOSTORE_REMOTE_INTERVAL``,
-    ``OCTOSTORE_REMOTE_MAX_DELAY`` and ``OCTOSTORE_REMOTE_LISTING_INTERVAL`` (seconds; for
-    tests and for servers that want to be asked less often)."""
-    p = SyncPolicy()
-    p.interval = env_seconds("OCTOSTORE_REMOTE_INTERVAL", p.interval, env)
-    p.max_delay = max(p.interval, env_seconds("OCTOSTORE_REMOTE_MAX_DELAY", p.max_delay, env))
-    p.listing_interval = env_seconds("OCTOSTORE_REMOTE_LISTING_INTERVAL", p.listing_interval,
-                                     env)
-    return p
-
-
-# -- the worker process ------------------------------------------------------------------------
-
-class _Pending:
-    __slots__ = ("future", "on_part", "active")
-
-    def __init__(self, future: asyncio.Future[Any], on_part: Callable[[Any], None] | None):
-        self.future = future
-        self.on_part = on_part
-        self.active = False
-
-
-class _Worker:
-    """One ``remote_worker`` process and the routing of its replies."""
-
-    def __init__(self, python: str, env: dict[str, str], cwd: str, label: str,
-                 scrub: Scrubber) -> None:
-        self.python, self.env, self.cwd, self.label, self.scrub = python, env, cwd, label, scrub
-        self.proc: asyncio.subprocess.Process | None = None
-        self.pending: dict[int, _Pending] = {}
-        self.next_id = 1
-        self.hello: dict[str, Any] = {}
-        self.stderr_tail: deque[str] = deque(maxlen=20)
-        self._tasks: list[asyncio.Task[None]] = []
-        self._hello: asyncio.Future[dict[str, Any]] | None = None
-        self.exit_reason = ""
-        self.eof = False
-        """The worker's stdout closed: it is exiting, whatever ``returncode`` says yet."""
-
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.returncode is None and not self.eof
-
-    async def start(self, init: dict[str, Any], timeout: float) -> None:
-        loop = asyncio.get_running_loop()
-        self._hello = loop.create_future()
-        os.makedirs(self.cwd, mode=0o700, exist_ok=True)
-        self.proc = await asyncio.create_subprocess_exec(
-            self.python, "-m", "octostored.sources.remote_worker",
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, cwd=self.cwd, env=self.env,
-            limit=1 << 28, start_new_session=True)
-        self._tasks = [asyncio.create_task(self._read_stdout()),
-                       asyncio.create_task(self._read_stderr())]
-        try:
-            self.hello = await asyncio.wait_for(asyncio.shield(self._hello), timeout)
-        except TimeoutError:
-            await self.kill()
-            raise RemoteError("worker", f"the MLflow worker for {self.label} did not start within"
-                              f" {timeout:g} s") from None
-        try:
-            await self.call("init", init, timeout)
-        except TimeoutError:
-            await self.kill()
-            raise RemoteError("worker", f"the MLflow worker for {self.label} did not start within"
-                              f" {timeout:g} s") from None
-
-    async def call(self, op: str, args: dict[str, Any], idle_timeout: float,
-                   on_part: Callable[[Any], None] | None = None) -> Any:
-        """Send one request; wait while replies keep coming, at most ``idle_timeout`` between."""
-        if not self.alive or self.proc is None or self.proc.stdin is None:
-            raise RemoteError("worker", f"the MLflow worker for {self.label} is not running")
-        rid = self.next_id
-        self.next_id += 1
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        pending = self.pending[rid] = _Pending(fut, on_part)
-        try:
-            self.proc.stdin.write((json.dumps({"id": rid, "op": op, **args}) + "\n").encode())
-            await self.proc.stdin.drain()
-            while True:
-                done, _ = await asyncio.wait({fut}, timeout=idle_timeout)
-                if done:
-                    return fut.result()
-                if not pending.active:
-                    raise TimeoutError
-                pending.active = False
-        except (BrokenPipeError, ConnectionResetError):
-            raise RemoteError("worker", f"the MLflow worker for {self.label} exited unexpectedly"
-                              ) from None
-        finally:
-            self.pending.pop(rid, None)
-
-    async def _read_stdout(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
-        reader = self.proc.stdout
-        try:
-            while True:
-                line = await reader.readline()
-                if not line:
-                    break
-                try:
-                    msg = (await asyncio.to_thread(json.loads, line)) if len(line) > 1 << 18 \
-                        else json.loads(line)
-                except ValueError:
-                    log.warning("remote %s: unreadable worker line (%d bytes)", self.label,
-                                len(line))
-                    continue
-                self._route(msg)
-        except (asyncio.LimitOverrunError, ValueError) as exc:
-            self.exit_reason = f"a reply was too large ({exc})"
-            await self.kill()
-        finally:
-            self.eof = True
-            if self.proc is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self.proc.wait(), 5)
-            code = self.proc.returncode if self.proc is not None else None
-            reason = self.exit_reason or f"exited (code {code})"
-            tail = "; ".join(list(self.stderr_tail)[-3:])
-            err = RemoteError("worker", f"the MLflow worker for {self.label} {reason}"
-                              + (f": {tail[:400]}" if tail and not self.exit_reason else ""))
-            if self._hello is not None and not self._hello.done():
-                self._hello.set_exception(err)
-            for p in list(self.pending.values()):
-                if not p.future.done():
-                    p.future.set_exception(err)
-
-    def _route(self, msg: dict[str, Any]) -> None:
-        if "hello" in msg or "fatal" in msg:
-            if self._hello is not None and not self._hello.done():
-                if "hello" in msg:
-                    self._hello.set_result(msg["hello"])
-                else:
-                    self.exit_reason = "could not start"
-                    self._hello.set_exception(RemoteError("worker", self.scrub(str(msg["fatal"]))))
-            return
-        p = self.pending.get(msg.get("id"))  # type: ignore[arg-type]
-        if p is None:
-            return  # a reply to a call that timed out
-        if "part" in msg:
-            p.active = True
-            if p.on_part is not None:
-                try:
-                    p.on_part(msg["part"])
-                except Exception as exc:  # noqa: BLE001 - a bad part fails its call only
-                    if not p.future.done():
-                        p.future.set_exception(RemoteError("error", f"bad reply: {exc}"))
-            return
-        if p.future.done():
-            return
-        if msg.get("ok"):
-            p.future.set_result(msg.get("result"))
-        else:
-            err = msg.get("error") or {}
-            p.future.set_exception(RemoteError(str(err.get("kind", "error")),
-                                               self.scrub(str(err.get("message", "failed")))))
-
-    async def _read_stderr(self) -> None:
-        assert self.proc is not None and self.proc.stderr is not None
-        while True:
-            try:
-                line = await self.proc.stderr.readline()
-            except (ValueError, asyncio.LimitOverrunError):
-                continue
-            if not line:
-                return
-            text = self.scrub(line.decode("utf-8", "replace").rstrip())
-            if text:
-                self.stderr_tail.append(text[:500])
-                log.info("remote %s worker: %s", self.label, text[:2000])
-
-    async def kill(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.kill()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.proc.wait(), 5)
-
-    async def stop(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            if self.proc.stdin is not None:
-                with contextlib.suppress(Exception):
-                    self.proc.stdin.close()
-            try:
-                await asyncio.wait_for(self.proc.wait(), 3)
-            except TimeoutError:
-                await self.kill()
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(BaseException):
-                await t
 
 
 # -- the source ------------------------------------------------------------------------------
