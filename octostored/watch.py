@@ -1,7 +1,7 @@
 """Watching a root's stores, environment files and git refs (watchfiles, in a child process).
 
-The watcher only reports paths to its root's updater queue; it never touches
-the index.  inotify costs one watch per directory whatever the filter, so it
+The watcher only reports to its root through :class:`WatchSink` (changed paths, a re-read
+asked for, a note on how the root is watched); it never touches the index or the queue.  inotify costs one watch per directory whatever the filter, so it
 watches the store folders themselves recursively and the root, ``.git`` and
 each SQLite store's folder non-recursively (a WAL database changes only its
 ``-wal`` file).  watchfiles' default filter drops ``.git``, so a filter of our
@@ -25,10 +25,21 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from .index.root import Root
+
+class WatchSink(Protocol):
+    """What a watcher may ask of its root (:class:`~octostored.index.root.Root` is one)."""
+
+    path: str
+
+    def notify_paths(self, paths: set[str]) -> None: ...
+    def request(self, kind: str, payload: Any = None) -> None: ...
+    def store_watch_paths(self) -> list[tuple[list[str], list[str]]]: ...
+    def answering(self) -> bool: ...
+    def verifying(self) -> bool: ...
+    def watch_note(self, msg: str | None, replaces: str = "") -> None: ...
+    def polled(self, under: list[str] | None = None, warning: str = "") -> None: ...
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +86,7 @@ ARM_MAX_WAIT = 10.0
 
 
 class RootWatcher:
-    def __init__(self, root: Root) -> None:
+    def __init__(self, root: WatchSink) -> None:
         self.root = root
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
@@ -99,8 +110,7 @@ class RootWatcher:
         octo = os.path.join(self.root.path, ".octostore")
         if os.path.isdir(octo):
             recursive.add(octo)
-        for st in self.root.stores.values():  # each store says what (a server: nothing)
-            rec, fl = st.watch_paths()
+        for rec, fl in self.root.store_watch_paths():  # each store says what (a server: none)
             recursive.update(rec)
             flat.update(fl)
         # A store inside .octostore is covered by the recursive watch on .octostore.
@@ -112,7 +122,7 @@ class RootWatcher:
         """Plan the watches.  A root that already answers (from its snapshot or its unwatched
         first scan) starts them at its verify scan (:meth:`update_paths`), after its first
         answers; an empty root at once."""
-        deferred = bool(self.root.index.runs)
+        deferred = self.root.answering()
         async with self._lock:
             self._plan()
         if deferred:
@@ -124,7 +134,7 @@ class RootWatcher:
     async def update_paths(self) -> None:
         """Watch what the root now holds; returns once changes from now on are reported
         (a scan that follows misses nothing)."""
-        await self._arm(delay=ARM_DELAY if self.root.index.state == "verifying" else 0.0,
+        await self._arm(delay=ARM_DELAY if self.root.verifying() else 0.0,
                         plan=True)
 
     def _plan(self) -> None:
@@ -152,7 +162,7 @@ class RootWatcher:
             finally:
                 waiter.cancel()
             if not (armed.is_set() or task.done()):
-                self.root.index.notes["watch"] = (
+                self.root.watch_note(
                     f"setting up the watch took over {ARM_TIMEOUT:g} s (a slow or hung file "
                     "system?); changes may show late until it is in place")
 
@@ -163,8 +173,7 @@ class RootWatcher:
             self._start_polling()
             return
         _watched_roots.add(self.root.path)
-        if self.root.index.notes.get("watch", "").startswith(_NOT_WATCHED):
-            self.root.index.notes.pop("watch", None)
+        self.root.watch_note(None, replaces=_NOT_WATCHED)
         recursive, flat = self._paths
         if recursive:
             # Decided before the watch starts, so the root never answers "inotify" for a store
@@ -199,11 +208,8 @@ class RootWatcher:
         msg = (f"{_NOT_WATCHED} (over {MAX_WATCHED_ROOTS} roots are watched): it is re-read "
                f"every {ROOT_POLL_SECONDS:g} s or more, and at once by `octostore/sync`; close "
                "other roots (or restart the daemon) to watch it")
-        self.root.index.notes["watch"] = msg
-        for sid, info in self.root.index.sources.items():
-            st = self.root.stores.get(sid)
-            if st is None or st.watched:
-                info.watching = "polling"
+        self.root.watch_note(msg)
+        self.root.polled()
         self._tasks.append(asyncio.create_task(self._poll_root()))
 
     async def _poll_root(self) -> None:
@@ -214,7 +220,7 @@ class RootWatcher:
                 return
             t0 = time.monotonic()
             fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self.root.queue.put_nowait(("verify", fut))
+            self.root.request("verify", fut)
             await fut
             every = max(ROOT_POLL_SECONDS, 20 * (time.monotonic() - t0))
 
@@ -248,7 +254,7 @@ class RootWatcher:
                 return
             if polling:
                 log.warning("watching %s failed: %s", existing, why)
-                self.root.index.notes["watch"] = (
+                self.root.watch_note(
                     f"watching stopped ({why}); changes show after `octostore/sync`")
                 return
             polling = True
@@ -259,7 +265,7 @@ class RootWatcher:
             # Re-read everything once the poller has its first picture of the tree: what
             # changed before that is in the re-read, what changes after it is reported.
             armed.clear()
-            then = lambda: self.root.queue.put_nowait(("rescan", None))  # noqa: E731
+            then = lambda: self.root.request("rescan")  # noqa: E731
 
     async def _run_child(self, paths: list[str], recursive: bool, polling: bool, poll_ms: int,
                          armed: asyncio.Event, then: Callable[[], None] | None) -> str | None:
@@ -288,8 +294,7 @@ class RootWatcher:
                     self.root.notify_paths(set(msg["paths"]))
                 elif "armed" in msg:
                     armed.set()
-                    if self.root.index.notes.get("watch", "").startswith("setting up the watch"):
-                        self.root.index.notes.pop("watch", None)
+                    self.root.watch_note(None, replaces="setting up the watch")
                     if then is not None:
                         then()
                 elif "error" in msg:
@@ -316,12 +321,8 @@ class RootWatcher:
                "Raise fs.inotify.max_user_watches (sysctl) to get instant updates back"
                if limit else f"watching with inotify failed ({why}); {every}")
         log.warning(msg)
-        self.root.index.notes["watch"] = msg
-        for info in self.root.index.sources.values():
-            if any(info.path == p or info.path.startswith(p + os.sep) for p in paths):
-                info.watching = "polling"
-                if msg not in info.watch_warnings:
-                    info.watch_warnings.append(msg)
+        self.root.watch_note(msg)
+        self.root.polled(paths, msg)
 
 
 def count_dirs(paths: list[str], stop_after: int = 10_000_000) -> int:

@@ -118,8 +118,45 @@ class Root:
         await self.queue.put(("verify", fut))
         await fut
 
+    # -- what its watcher may do (watch.WatchSink): report, never write the index itself ----
     def notify_paths(self, paths: set[str]) -> None:
         self.queue.put_nowait(("paths", paths))
+
+    def request(self, kind: str, payload: Any = None) -> None:
+        """Ask the updater for a ``verify`` (payload: a future set when done) or a ``rescan``."""
+        self.queue.put_nowait((kind, payload))
+
+    def store_watch_paths(self) -> list[tuple[list[str], list[str]]]:
+        """(recursive, flat) paths to watch, per store (a server: none)."""
+        return [st.watch_paths() for st in self.stores.values()]
+
+    def answering(self) -> bool:
+        """Runs are in the index already (from a snapshot or a first scan)."""
+        return bool(self.index.runs)
+
+    def verifying(self) -> bool:
+        return self.index.state == "verifying"
+
+    def watch_note(self, msg: str | None, replaces: str = "") -> None:
+        """Say ``msg`` about the watch on the root; None clears the note when it starts with
+        ``replaces`` (all of it when empty)."""
+        if msg is not None:
+            self.index.notes["watch"] = msg
+        elif self.index.notes.get("watch", "").startswith(replaces):
+            self.index.notes.pop("watch", None)
+
+    def polled(self, under: list[str] | None = None, warning: str = "") -> None:
+        """The stores under ``under`` (every watched store when None) are polled, not
+        watched; ``warning`` goes on each."""
+        for sid, info in self.index.sources.items():
+            if under is None:
+                st = self.stores.get(sid)
+                if st is None or st.watched:
+                    info.watching = "polling"
+            elif any(info.path == p or info.path.startswith(p + os.sep) for p in under):
+                info.watching = "polling"
+                if warning and warning not in info.watch_warnings:
+                    info.watch_warnings.append(warning)
 
     # -- the updater --------------------------------------------------------------------
     async def _run(self) -> None:
