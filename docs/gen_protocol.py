@@ -5,7 +5,7 @@
 It writes a small MLflow store with real MLflow into a temp repo, starts a
 daemon on a private socket, sends one example request per method and records
 the reply (long lists are cut to their first items).  The prose for each
-method lives here, next to the examples it explains.
+method and error code is the contract's (``octostored/rpc/protocol.py``).
 """
 
 from __future__ import annotations
@@ -55,30 +55,7 @@ is wrong and what to do; `data.remedy` repeats the advice.
 
 | code | meaning |
 |---|---|
-| -32700 | the body is not JSON |
-| -32600 | not a JSON-RPC 2.0 request object (batches are not supported) |
-| -32601 | unknown method |
-| -32602 | a parameter has the wrong type or value (an explicit `null` means not given) |
-| -32603 | a bug in the daemon (please report it, with `octostore daemon logs`) |
-| {ROOT_NOT_FOUND} | `root` is missing, does not exist or is a file |
-| {BAD_FILTER} | the filter or order_by is not valid MLflow search syntax |
-| {RUN_NOT_FOUND} | no such run (ids and unique prefixes of 6+ characters are accepted) |
-| {EXPERIMENT_NOT_FOUND} | no such experiment (by key, id or name) |
-| {ARTIFACT_NOT_FOUND} | no such artifact, or the run's artifacts are not on this machine |
-| {PATH_OUTSIDE} | an artifact path leaves the run's artifact folder |
-| {NOT_SUPPORTED} | the request is valid but cannot be done here (the message says why) |
-| {LOG_NOT_FOUND} | the run has no console log (or it is not on this machine, or no log has that name) |
-| {REQUEST_TOO_LARGE} | a filter, pattern, list or body is over its cap (the message gives it): filter 16 KiB or 200 conditions, order_by 100 items or 4 KiB, a list param 10,000 items, compare 100 runs, a grep pattern 4,000 characters, a body 16 MiB, 64 MiB of large bodies arriving at once |
-| {REPLY_TOO_LARGE} | the reply would be over 32 MiB (or metric_history over 1,000,000 points): page with `limit` and `offset`, or ask for fewer series |
-| {TOO_MANY_ROOTS} | this connection already named 32 distinct roots |
-| {DEADLINE_EXCEEDED} | the request ran past its deadline (120 s by default, `OCTOSTORE_REQUEST_DEADLINE`; sync 300 s; a log search 30 s) and was stopped |
-| {COMMIT_REFUSED} | the repo cannot take a commit now (not a repo, a merge in progress, another commit) |
-| {GIT_FAILED} | a git command failed; the repo was left as it was |
-| {HOOK_REFUSED} | the repo's pre-commit hook refused the commit (`no_verify` skips it) |
-| {JOB_NOT_FOUND} | no job with that id |
-| {CANNOT_REPRODUCE} | the run cannot be reproduced as asked (the message says why) |
-| {CONFIRMATION_REQUIRED} | the run's recorded command must be shown to the user and confirmed: `data.command` holds it; resend with `confirmed: true` |
-
+{errors}
 ## Notifications
 
 `octostore/changed` (after `octostore/subscribe`): one per applied batch of changes,
@@ -87,28 +64,8 @@ environment: bool, git: bool, subscription}}`. Fetch what changed with `octostor
 `since_clock`.
 """
 
-DESCRIPTIONS = {
-    "octostore/status": "Protocol version and capabilities (`cmd-<method>`), daemon version, pid, uptime, clients, and each open root with its run counts, clock, indexing state and sources. A source's `state` may be `untrusted` (a tracking server the repo names that the user has not trusted: no request is sent to it, no runs; its `warning` says how to trust it with `octostore remote trust URI`), and its `watching` is `polling`, with a warning, when more than 16 roots are watched by processes.",
-    "octostore/sync": "Answers once every change on disk made before the call is in the index. Tests and scripts wait on this, never on sleeps.",
-    "octostore/open": "Opens a root (or returns it if open): its sources with their kind, run counts and warnings, counts, clock and state. It answers once every run is in the index: `state` is `verifying` while the watch is being set up and the store re-checked for changes made during the first read (or since the snapshot), `ready` after that, `failed` if the first read failed; `octostore/sync` waits for `ready`. `warnings` may name a root file that was skipped (e.g. `.env` is not a regular file (a FIFO); octostore skipped it). `search` says how deep stores were looked for: `{depth, git, limited}`; `limited` is true for a root that is not a git work tree and has no MLflow store at its top (say `/tmp`), searched only `search_depth_outside_git` folders deep (the user's `config.toml`, default 1) so other people's folders stay unread. One connection may name 32 distinct roots (1011). Answers 1012 past its deadline (120 s, `OCTOSTORE_REQUEST_DEADLINE`).",
-    "octostore/subscribe": "Sends `octostore/changed` notifications for this root on this connection until it closes. `since` (a clock) tells whether that clock is still valid (`is_fresh_instance`).",
-    "octostore/unsubscribe": "Stops this connection's notifications for a root.",
-    "octostore/experiments": "Experiments with run counts and last activity. `view`: active (default), deleted, all. `key` is unique in the root (`<id>@<store>` when two stores reuse an id).",
-    "octostore/runs": "Search runs with MLflow's semantics: `filter` (MLflow search syntax), `order_by` (list), `experiment_ids` (keys, ids or names), `view` (active|deleted|all), `columns` (e.g. `[\"params.alpha\", \"metrics.rmse\"]` to trim params/metrics/tags), `offset`, `limit` (default 1000, max 10000), `since_clock`. Metrics are the latest values. A filter over 16 KiB or 200 conditions, or an `order_by` over 100 items or 4 KiB, is 1009 before anything parses it; a page also ends after 24 MiB of rows (follow `next_offset`). A run of a SQLite store that can no longer be read carries the warning 'the store <id> could not be read (<reason>); these runs are its last known state' until the store reads again.",
-    "octostore/run": "One run in full: metrics with step and timestamp, params, tags, datasets, sources, committed flag, git and environment tags, reproductions both ways, and `logs`: the run's console logs (`name`, `kind` console|artifact, root-relative `path`, `size` of the run's part in bytes, `live` while the writer still writes, `part` run|whole). `committed` is true when the run's folder is in HEAD's tree. `git.commit` falls back to the capture's `octostore.git.commit` (MLflow records none for notebook runs); `environment` also holds `notebook`, `inputs` and `big_changes` when the capture recorded them.",
-    "octostore/metric_history": "Series for `run_ids` x `keys`; `x`: step (default), time (epoch ms) or relative (seconds since the run started); downsampled to `max_points` keeping each bucket's extremes and the last point. `points` is the full count. A reply over 1,000,000 points (after downsampling) is 1010.",
-    "octostore/artifacts": "A run's artifact files (path relative to the run's artifact folder, size). `path` lists a subfolder.",
-    "octostore/artifact": "Reads one text artifact: `path`, `offset`, `max_bytes` (default 256 KiB, max 1 MiB). Follow a growing log by passing `next_offset` back. Never leaves the artifact folder.",
-    "octostore/log": "Reads a run's console log: `name` (default: the first of the run's `logs`), `offset` and `max_bytes` (default 256 KiB, max 1 MiB) in bytes of the run's part, or `tail` (the last N bytes; overrides offset). `data` never splits a UTF-8 character (`offset` may move forward to the next one; `next_offset` counts the bytes consumed); ANSI colours and carriage returns are kept as written. While `live` is true, poll from `next_offset` every 0.5-1 s. With `grep` (a regular expression in RE2 syntax) and `max_lines` (default 1000) the reply is instead the matching lines `[line number in the part, text]` and `truncated`. A bad regex is -32602; no log is 1008; a log tag that leaves the repo is 1006. `grep` takes RE2 syntax (Python's without backreferences and lookaround; linear whatever the pattern); a pattern over 4,000 characters is 1009; matches stop at 4 MiB of text (`truncated`); a search over 30 s is 1012.",
-    "octostore/insights": "Highlights of the active runs: counts by status and day, the best runs of each key metric (lower is better for loss/error/rmse-like names; `lower_is_better` overrides it for `metric`), the distribution of `metric`, and the params that move it most.",
-    "octostore/compare": "Two or more `run_ids` side by side: params (with `differs`), metrics (with the best run), environment hashes and git commits. `run_ids` are deduplicated; more than 100 is 1009.",
-    "octostore/environment": "The root's environment files (requirements, pyproject, uv.lock, conda, MLproject...), parsed. A file's `warnings` say when it was skipped (not a regular file, or over the 4 MiB cap). Pipfile records also carry `indexes` and `options`.",
-    "octostore/commit": "Commits runs to git in one commit that holds exactly them (MLflow's file-store layout under `.octostore/runs/`, with their environment locks and patches), never touching the user's other changes. `run_ids` (default: every run not committed yet), `experiment`, `message`, `dry_run` (answer the plan only), `push`. Copies nothing from outside the repo's work tree (real paths, links resolved): each refused place is in `refused` and a warning; the dry run lists `origins` (`{source, dest, run_id, refused}`, refused first). The repo's pre-commit and commit-msg hooks run on exactly what the commit holds (`no_verify: true` skips them; a failure is 1022 with `data.hook` and `data.output`). A user's own files in a re-exported run folder are kept (`kept`); one she edited refuses the commit (1020). A run is committed when its folder is in HEAD's tree. `data` (paths of data files or folders inside the repo) adds them to the commit, through Git LFS above the size limit (a git-ignored one with force); the reply's `data` lists each with its route, and `not_committed` the runs' recorded inputs git does not track. `include_other_branches: true` also takes runs made on other branches (listed apart in `other_branches` otherwise); `models` lists each run's logged models with size and route.",
-    "octostore/reproduce": "Starts a reproduction job for `run_id` (with `set` overrides, `env`, `tolerance`); `octostore/job` notifications carry its phase, progress and log lines, and its result the verdict. A command the repo recorded runs only once the user accepted it: without `confirmed: true`, a command not yet accepted for this repo answers 1032 with `data.command` (`argv`, `display`, `interpreter`, `script`, `args`, `env`, `cwd`, `commit`, `source`, `kind`, `unusual`, `reasons`, `hash`); `confirmed: true` records the acceptance in the user's state folder and starts the job. `dry_run: true` answers `{plan, command, accepted}` and starts nothing. `env: \"model\"` uses the environment the run's model recorded (a model folder in its artifacts, or its MLflow 3 logged model, live or committed: the one named `model` or the only one). A run's recorded inputs are checked before anything runs: `result.inputs` lists each `{path, size, sha256, why, case, detail}` with `case` in-commit, provided, differs or missing; a missing one fails the job in resolve; one that differs makes the verdict `diverged`. The result's `environment.why` says which environment file was used and why; `environment.cache_evicted` lists environments the cache cap removed.",
-    "octostore/jobs": "Lists the daemon's jobs (running and finished) with phase, progress and result.",
-    "octostore/cancel": "Cancels a job by `job` (its id): stops its process tree and cleans its worktree.",
-    "octostore/shutdown": "Stops the daemon (LSP `shutdown`/`exit` from an editor only close that editor's connection).",
-}
+DESCRIPTIONS = {m.name: m.doc for m in protocol.METHOD_SPECS}
+"""Each method's prose: its spec's ``doc`` in the contract (octostored/rpc/protocol.py)."""
 
 
 ALWAYS_SHOWN = ("logs",)
@@ -233,8 +190,8 @@ def main() -> None:
         proc.wait(10)
         shutil.rmtree(base, ignore_errors=True)
 
-    text = INTRO.format(version=protocol.PROTOCOL_VERSION, **{
-        k: v for k, v in vars(protocol).items() if k.isupper() and isinstance(v, int)})
+    errors = "".join(f"| {e.code} | {e.meaning} |\n" for e in protocol.ERRORS)
+    text = INTRO.format(version=protocol.PROTOCOL_VERSION, errors=errors)
     text = text.replace(str(base), "/home/ada")
     parts = [text, "\n## Methods\n"]
     for method in protocol.METHODS:

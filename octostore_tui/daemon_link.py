@@ -30,6 +30,12 @@ from octostored.client import (
     RequestError,
     Timeout,
 )
+from octostored.rpc.protocol import (  # noqa: F401 - BAD_FILTER: the screens import it here
+    BAD_FILTER,
+    ERROR_TITLES,
+    NOTIFICATION_CHANGED,
+    ROOT_NOT_FOUND,
+)
 
 from .messages import DaemonLost, DaemonReady, RunsChanged
 
@@ -44,20 +50,8 @@ ClientFactory = Callable[[], AsyncClient]
 RECONNECT_DELAYS = (0.5, 1.0, 2.0, 5.0)
 """Seconds between reconnection attempts (the last one repeats)."""
 
-BAD_FILTER = 1002
-ROOT_NOT_FOUND = 1001
-
-_TITLES = {
-    1001: "Folder not found",
-    1002: "Bad filter",
-    1003: "Run not found",
-    1004: "Experiment not found",
-    1005: "Artifact not found",
-    1006: "Path outside the run",
-    1007: "Not supported",
-    1008: "No console log",
-    -32602: "Bad request",
-}
+_TITLES = ERROR_TITLES
+"""Error code -> the heading shown above its message (others: "Daemon error")."""
 
 
 class LinkError(Exception):
@@ -218,7 +212,7 @@ class DaemonLink:
                 method = note.get("method")
                 if method == "octostore/disconnected":
                     break
-                if method == "octostore/changed":
+                if method == NOTIFICATION_CHANGED:
                     params = note.get("params") or {}
                     if params.get("root") == self.root_path:
                         self.clock = params.get("clock", self.clock)

@@ -6,8 +6,9 @@ replies into :class:`RequestError` carrying the daemon's one-sentence message.
 Notifications that arrive while waiting for a reply are buffered, so a
 request never returns a notification (pywatchman's rule).
 
-Only the standard library and orjson are imported: a CLI call's whole budget
-is its start-up.
+Only the standard library, orjson and the protocol's contract
+(:mod:`octostored.rpc.protocol`, import-free) are imported: a CLI call's whole
+budget is its start-up.
 
 Examples
 --------
@@ -31,9 +32,7 @@ from typing import Any
 import orjson
 
 from .paths import private_socket, repo_top, socket_path
-
-PROTOCOL_VERSION = 1
-"""The protocol this client speaks (must equal the daemon's)."""
+from .rpc.protocol import PROTOCOL_VERSION  # the protocol this client speaks (= the daemon's)
 
 
 class OctostoreClientError(Exception):

@@ -445,5 +445,6 @@ def test_the_extensions_recorded_replies_are_fresh(daemon: DaemonProc, repo: Pat
     recorded = json.loads(FIXTURES.read_text())
     gone = [p for name in recorded for p in _missing(_shape(recorded[name]), _shape(replies[name]), name)]
     assert not gone, ("the daemon's replies changed under the VS Code extension: " + "; ".join(gone)
-                      + ". Update editors/vscode/src/protocol.ts, then re-record with "
+                      + ". Update the contract (octostored/rpc/protocol_types.py), regenerate "
+                      "editors/vscode/src/protocol.ts (docs/gen_protocol_ts.py), then re-record with "
                       "OCTOSTORE_RECORD_FIXTURES=1 pytest tests/test_lsp.py -k fresh")

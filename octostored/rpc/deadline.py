@@ -18,6 +18,7 @@ import os
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from . import protocol
 from .errors import DeadlineExceeded
 
 T = TypeVar("T")
@@ -27,11 +28,12 @@ DEFAULT_SECONDS = 120.0
 overrides it): far above any honest request, which answers in milliseconds to seconds."""
 
 DEADLINES: dict[str, float | None] = {
-    "octostore/commit": None,  # copies artifacts, may push through LFS: minutes are honest
-    "octostore/sync": 300.0,  # waits for tracking servers (OCTOSTORE_REMOTE_SYNC_WAIT)
-    "octostore/reproduce": None,  # with ``wait``, answers when the job ends (a training run)
+    m.name: m.deadline for m in protocol.METHOD_SPECS  # type: ignore[misc]
+    if m.deadline != protocol.DEFAULT_DEADLINE
 }
-"""Methods with their own deadline; None: no deadline."""
+"""Methods with their own deadline (their spec's ``deadline``); None: no deadline.  commit
+copies artifacts and may push through LFS (minutes are honest); sync waits for tracking servers
+(``OCTOSTORE_REMOTE_SYNC_WAIT``); reproduce with ``wait`` answers when the job ends."""
 
 
 def default_seconds() -> float:

@@ -1,5 +1,8 @@
 """Errors a person can act on: one sentence saying what is wrong and what to do.
 
+Every error class of the protocol lives here, one per code of :data:`.protocol.ERRORS`
+(``tests/test_protocol_contract.py`` checks the two agree).
+
 Each is a pygls ``JsonRpcException`` so that raising it in a handler becomes a
 JSON-RPC error ``{code, message, data}``; ``data.remedy`` repeats the advice
 for clients that show it apart.
@@ -72,3 +75,31 @@ class HookRefused(OctostoreError):
 
 class ConfirmationRequired(OctostoreError):
     CODE = protocol.CONFIRMATION_REQUIRED
+
+
+class LogNotFound(OctostoreError):
+    CODE = protocol.LOG_NOT_FOUND
+
+
+class CommitRefused(OctostoreError):
+    """The repo cannot take a commit now (not a repo, a merge in progress, another commit)."""
+
+    CODE = protocol.COMMIT_REFUSED
+
+
+class GitFailed(OctostoreError):
+    """A git command failed; the repo was left as it was."""
+
+    CODE = protocol.GIT_FAILED
+
+
+class JobNotFound(OctostoreError):
+    """No job with that id."""
+
+    CODE = protocol.JOB_NOT_FOUND
+
+
+class CannotReproduce(OctostoreError):
+    """The request cannot start a reproduction."""
+
+    CODE = protocol.CANNOT_REPRODUCE

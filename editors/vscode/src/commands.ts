@@ -13,7 +13,8 @@ import { ago, metricsSummary, orderKeys, runLabel, statusLook } from './core/for
 import { JobUpdate, confirmationOf, jobIdOf, parseJobUpdate, summarizeResult } from './core/jobs';
 import { effectiveChanges, formatAssignments, parseAssignments } from './core/params';
 import {
-  ErrorCodes, ExperimentsReply, InsightsReply, Methods, Notifications, RunFull, RunsReply,
+  CancelParams, CancelReply, CommitParams, CommitProgress, CommitReply, ErrorCodes, ExperimentsReply, InsightsReply,
+  JobNotification, JobsParams, JobsReply, MethodTypes, Methods, Notifications, ReproduceParams, RunFull, RunsReply,
 } from './protocol';
 import { RootInfo, Roots } from './roots';
 import { BestTree } from './views/bestTree';
@@ -227,7 +228,7 @@ export function registerCommands(ctx: vscode.ExtensionContext, d: Deps): void {
         if (u.done) done(u);
       };
       const subs: vscode.Disposable[] = [
-        conn.onNotification(Notifications.job, (p) => {
+        conn.onNotification(Notifications.job, (p: JobNotification) => {
           const u = parseJobUpdate(p);
           if (u.jobId === jobId) apply(u);
         }),
@@ -236,14 +237,14 @@ export function registerCommands(ctx: vscode.ExtensionContext, d: Deps): void {
         }),
         token.onCancellationRequested(() => {
           d.jobsOut.appendLine(`[octostore] cancelling the reproduction of ${label}`);
-          void conn.request(Methods.cancel, { job: jobId }).catch((e) => out.warn(`cancel: ${e.message ?? e}`));
+          void conn.request<CancelReply>(Methods.cancel, { job: jobId } satisfies CancelParams).catch((e) => out.warn(`cancel: ${e.message ?? e}`));
         }),
       ];
       // Notifications are the main channel; a slow poll covers a missed one.
       const poll = setInterval(async () => {
         if (!conn.supports(Methods.jobs)) return;
         try {
-          const reply: any = await conn.request(Methods.jobs, { job: jobId, log_lines: 0 });
+          const reply = await conn.request<JobsReply>(Methods.jobs, { job: jobId, log_lines: 0 } satisfies JobsParams);
           const list: unknown[] = Array.isArray(reply?.jobs) ? reply.jobs : [reply];
           for (const j of list) {
             const u = parseJobUpdate(j);
@@ -265,7 +266,7 @@ export function registerCommands(ctx: vscode.ExtensionContext, d: Deps): void {
     const label = runLabel(run);
     d.jobsOut.appendLine(`[octostore] reproducing ${label} (${run.run_id})${Object.keys(set).length ? ` with ${formatAssignments(set)}` : ''}`);
     emit('reproduce-start', { run_id: run.run_id, set });
-    const params = { root: ref.root, run_id: run.run_id, ...(Object.keys(set).length ? { set } : {}) };
+    const params: ReproduceParams = { root: ref.root, run_id: run.run_id, ...(Object.keys(set).length ? { set } : {}) };
     let outcome: JobUpdate;
     let declined = false;
     try {
@@ -273,9 +274,9 @@ export function registerCommands(ctx: vscode.ExtensionContext, d: Deps): void {
         location: vscode.ProgressLocation.Notification, title: `Octostore: reproducing ${label}`, cancellable: true,
       }, async (progress, token) => {
         progress.report({ message: 'starting…' });
-        let reply: unknown;
+        let reply: MethodTypes['octostore/reproduce']['reply'];
         try {
-          reply = await conn.request<unknown>(Methods.reproduce, params);
+          reply = await conn.request<typeof reply>(Methods.reproduce, params);
         } catch (e) {
           // A command the repo recorded runs only once accepted: show it, ask, send it again.
           const ask = e instanceof DaemonError && e.code === ErrorCodes.ConfirmationRequired
@@ -289,7 +290,7 @@ export function registerCommands(ctx: vscode.ExtensionContext, d: Deps): void {
             return { ...parseJobUpdate({}), done: true, cancelled: true };
           }
           progress.report({ message: 'starting…' });
-          reply = await conn.request<unknown>(Methods.reproduce, { ...params, confirmed: true });
+          reply = await conn.request<typeof reply>(Methods.reproduce, { ...params, confirmed: true } satisfies ReproduceParams);
         }
         const first = parseJobUpdate(reply);
         const jobId = jobIdOf(reply);
@@ -345,10 +346,10 @@ export function registerCommands(ctx: vscode.ExtensionContext, d: Deps): void {
     if (!(await requireConnection())) return;
     const info = await pickRoot('Octostore: Commit Runs');
     if (!info) return;
-    let planReply: unknown;
+    let planReply: CommitReply;
     try {
       planReply = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'Octostore: planning the commit' },
-        () => conn.request<unknown>(Methods.commit, { root: info.root, dry_run: true }));
+        () => conn.request<CommitReply>(Methods.commit, { root: info.root, dry_run: true } satisfies CommitParams));
     } catch (e) {
       if (e instanceof DaemonError && e.methodNotFound) {
         emit('commit', { outcome: 'not-supported', message: e.message });
@@ -385,14 +386,14 @@ export function registerCommands(ctx: vscode.ExtensionContext, d: Deps): void {
     const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'Octostore: committing runs' },
       async (progress) => {
         // The daemon reports the commit's phases as octostore/job notifications of kind "commit".
-        const sub = conn.onNotification(Notifications.job, (p) => {
+        const sub = conn.onNotification(Notifications.job, (p: JobNotification | CommitProgress) => {
           if (p?.kind === 'commit' && p?.root === info.root) {
             const u = parseJobUpdate(p);
             progress.report({ message: [u.phase, u.message].filter(Boolean).join(': ') });
           }
         });
         try {
-          return await conn.request<unknown>(Methods.commit, { root: info.root, ...(all ? {} : { run_ids: ids }) });
+          return await conn.request<CommitReply>(Methods.commit, { root: info.root, ...(all ? {} : { run_ids: ids }) } satisfies CommitParams);
         } finally {
           sub.dispose();
         }

@@ -1,7 +1,9 @@
 """Handler registration: one pygls server per connection, closures over the daemon.
 
-Each handler module exposes ``register(ls, daemon)``; handlers stay thin
-(check params, resolve the root, call the index, shape the reply).
+Each handler module exposes ``register(ls, daemon)`` and registers its handlers through the
+protocol's contract (:mod:`..register`: ``@rooted`` checks the params and opens the root they
+name, ``@method`` takes the params as sent); handlers stay thin (read the params, call the
+index, shape the reply).
 """
 
 from __future__ import annotations

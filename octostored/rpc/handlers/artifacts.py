@@ -16,12 +16,14 @@ from urllib.parse import unquote, urlparse
 from ..errors import ArtifactNotFound, PathOutside
 from ...sources.artifacts import local_artifact_dir as artifact_dir
 from ..params import Params
+from ..register import rooted
 from .lookup import find_run
 
 if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
 
     from ...hub import Hub
+    from ...index.root import Root
 
 MAX_READ = 1024 * 1024
 """Most bytes one ``octostore/artifact`` call returns; page with ``offset``."""
@@ -94,10 +96,8 @@ def never_made(run: Any) -> bool:
 
 
 def register(ls: LanguageServer, daemon: Hub) -> None:
-    @ls.feature("octostore/artifacts")
-    async def artifacts(ls: LanguageServer, params: Any) -> dict[str, Any]:
-        p = Params("octostore/artifacts", params)
-        root = await daemon.root(p.str("root", required=True))
+    @rooted(ls, daemon, "octostore/artifacts")
+    async def artifacts(ls: LanguageServer, p: Params, root: Root) -> dict[str, Any]:
         run = find_run(root, p.str("run_id", required=True) or "")
         base = artifact_dir(run)
         if base is None:
@@ -108,10 +108,8 @@ def register(ls: LanguageServer, daemon: Hub) -> None:
         entries = await asyncio.to_thread(list_artifacts, base, p.str("path", "") or "")
         return {"run_id": run.run_id, "artifacts": entries, "warnings": []}
 
-    @ls.feature("octostore/artifact")
-    async def artifact(ls: LanguageServer, params: Any) -> dict[str, Any]:
-        p = Params("octostore/artifact", params)
-        root = await daemon.root(p.str("root", required=True))
+    @rooted(ls, daemon, "octostore/artifact")
+    async def artifact(ls: LanguageServer, p: Params, root: Root) -> dict[str, Any]:
         run = find_run(root, p.str("run_id", required=True) or "")
         rel = p.str("path", required=True) or ""
         offset = p.int("offset", 0, lo=0) or 0

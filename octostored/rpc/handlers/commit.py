@@ -54,8 +54,10 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from .. import protocol
-from ..errors import ExperimentNotFound, HookRefused, OctostoreError, RunNotFound
+from ..errors import (CommitRefused, ExperimentNotFound, GitFailed, HookRefused, OctostoreError,
+                      RunNotFound)
 from ..params import Params
+from ..register import rooted
 
 if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
@@ -66,26 +68,12 @@ if TYPE_CHECKING:
     from ...hub import Hub
 
 
-class CommitRefused(OctostoreError):
-    """The repo cannot take a commit now (not a repo, a merge in progress, another commit)."""
-
-    CODE = protocol.COMMIT_REFUSED
-
-
-class GitFailed(OctostoreError):
-    """A git command failed; the repo was left as it was."""
-
-    CODE = protocol.GIT_FAILED
-
-
 def register(ls: LanguageServer, daemon: Hub) -> None:
-    @ls.feature("octostore/commit")
-    async def commit(ls: LanguageServer, params: Any) -> dict[str, Any]:
+    @rooted(ls, daemon, "octostore/commit")
+    async def commit(ls: LanguageServer, p: Params, root: Root) -> dict[str, Any]:
         from ...gitops.export import RunSource
         from ...gitops.plan import SelectionError, select_runs
 
-        p = Params("octostore/commit", params)
-        root = await daemon.root(p.str("root", required=True))
         run_ids = p.str_list("run_ids")
         experiment = p.str_list("experiment")
         user_message = p.str("message")

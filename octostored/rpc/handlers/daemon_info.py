@@ -12,6 +12,7 @@ from ... import __version__
 from .. import protocol
 from ..deadline import seconds_for, within
 from ..params import Params
+from ..register import method, rooted
 
 if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
@@ -50,7 +51,7 @@ def root_summary(root: Root) -> dict[str, Any]:
 
 
 def register(ls: LanguageServer, daemon: Hub) -> None:
-    @ls.feature("octostore/status")
+    @method(ls, "octostore/status")
     def status(ls: LanguageServer, params: Any) -> dict[str, Any]:
         Params("octostore/status", params)
         return {
@@ -65,24 +66,20 @@ def register(ls: LanguageServer, daemon: Hub) -> None:
             "heavy_modules": sorted(m for m in HEAVY if m in sys.modules),
         }
 
-    @ls.feature("octostore/open")
+    @method(ls, "octostore/open")  # opens its root within the deadline, itself
     async def open_(ls: LanguageServer, params: Any) -> dict[str, Any]:
         p = Params("octostore/open", params)
         root = await within(daemon.root(p.str("root", required=True)),
                             seconds_for("octostore/open"), "octostore/open")
         return root_summary(root)
 
-    @ls.feature("octostore/sync")
-    async def sync(ls: LanguageServer, params: Any) -> dict[str, Any]:
-        p = Params("octostore/sync", params)
-        root = await daemon.root(p.str("root", required=True))
+    @rooted(ls, daemon, "octostore/sync")
+    async def sync(ls: LanguageServer, p: Params, root: Root) -> dict[str, Any]:
         await root.sync()
         return {"root": root.path, "clock": root.index.clock}
 
-    @ls.feature("octostore/subscribe")
-    async def subscribe(ls: LanguageServer, params: Any) -> dict[str, Any]:
-        p = Params("octostore/subscribe", params)
-        root = await daemon.root(p.str("root", required=True))
+    @rooted(ls, daemon, "octostore/subscribe")
+    async def subscribe(ls: LanguageServer, p: Params, root: Root) -> dict[str, Any]:
         name = p.str("name", "default")
         daemon.subscriptions.setdefault(ls, {})[root.path] = {"name": name}
         since = p.str("since")
@@ -90,17 +87,13 @@ def register(ls: LanguageServer, daemon: Hub) -> None:
         return {"root": root.path, "subscription": name, "clock": root.index.clock,
                 "is_fresh_instance": since is not None and tick is None}
 
-    @ls.feature("octostore/unsubscribe")
-    async def unsubscribe(ls: LanguageServer, params: Any) -> dict[str, Any]:
-        p = Params("octostore/unsubscribe", params)
-        root = await daemon.root(p.str("root", required=True))
+    @rooted(ls, daemon, "octostore/unsubscribe")
+    async def unsubscribe(ls: LanguageServer, p: Params, root: Root) -> dict[str, Any]:
         removed = daemon.subscriptions.get(ls, {}).pop(root.path, None) is not None
         return {"root": root.path, "removed": removed}
 
-    @ls.feature("octostore/environment")
-    async def environment(ls: LanguageServer, params: Any) -> dict[str, Any]:
-        p = Params("octostore/environment", params)
-        root = await daemon.root(p.str("root", required=True))
+    @rooted(ls, daemon, "octostore/environment")
+    async def environment(ls: LanguageServer, p: Params, root: Root) -> dict[str, Any]:
         from ...envfiles import environment_summary
 
         # Env files are read without blocking and within a cap (a FIFO or a huge file is a
@@ -109,7 +102,7 @@ def register(ls: LanguageServer, daemon: Hub) -> None:
                                seconds_for("octostore/environment"), "octostore/environment")
         return {"root": root.path, "clock": root.index.clock, **summary}
 
-    @ls.feature("octostore/shutdown")
+    @method(ls, "octostore/shutdown")
     def shutdown(ls: LanguageServer, params: Any) -> dict[str, Any]:
         asyncio.get_running_loop().call_later(0.05, daemon.stop_event.set)
         return {"stopping": True, "pid": os.getpid()}

@@ -14,9 +14,9 @@ import zlib
 from typing import TYPE_CHECKING, Any
 
 from ...console import reader as logs_mod
-from .. import protocol
-from ..errors import DeadlineExceeded, InvalidParams, OctostoreError, PathOutside, RequestTooLarge
+from ..errors import DeadlineExceeded, InvalidParams, LogNotFound, PathOutside, RequestTooLarge
 from ..params import Params
+from ..register import rooted
 from .lookup import find_run
 
 if TYPE_CHECKING:
@@ -25,10 +25,6 @@ if TYPE_CHECKING:
     from ...index.root import Root
     from ...model import Run
     from ...hub import Hub
-
-
-class LogNotFound(OctostoreError):
-    CODE = protocol.LOG_NOT_FOUND
 
 
 _GROUPS: weakref.WeakKeyDictionary[Root, logs_mod.TagGroups] = weakref.WeakKeyDictionary()
@@ -67,10 +63,8 @@ def _pick(run: Run, res: logs_mod.Resolved, name: str | None) -> logs_mod.LogRef
 
 
 def register(ls: LanguageServer, daemon: Hub) -> None:
-    @ls.feature("octostore/log")
-    async def log(ls: LanguageServer, params: Any) -> dict[str, Any]:
-        p = Params("octostore/log", params)
-        root = await daemon.root(p.str("root", required=True))
+    @rooted(ls, daemon, "octostore/log")
+    async def log(ls: LanguageServer, p: Params, root: Root) -> dict[str, Any]:
         run = find_run(root, p.str("run_id", required=True) or "")
         name = p.str("name")
         pattern = p.str("grep")

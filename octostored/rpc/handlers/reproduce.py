@@ -45,9 +45,10 @@ import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from ... import jobs
-from .. import protocol
-from ..errors import ConfirmationRequired, InvalidParams, OctostoreError
+from ..errors import (CannotReproduce, ConfirmationRequired, InvalidParams, JobNotFound,
+                      OctostoreError)
 from ..params import Params
+from ..register import method, rooted
 from .artifacts import artifact_dir
 from .lookup import find_run
 
@@ -55,18 +56,7 @@ if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
 
     from ...hub import Hub
-
-class JobNotFound(OctostoreError):
-    """No job with that id."""
-
-    CODE = protocol.JOB_NOT_FOUND
-
-
-class CannotReproduce(OctostoreError):
-    """The request cannot start a reproduction."""
-
-    CODE = protocol.CANNOT_REPRODUCE
-
+    from ...index.root import Root
 
 def _cleanup_registered() -> None:
     from ...reproduce.job import cleanup_after_crash
@@ -78,15 +68,13 @@ def register(ls: LanguageServer, daemon: Hub) -> None:
     _cleanup_registered()
     registry = jobs.registry(daemon)
 
-    @ls.feature("octostore/reproduce")
-    async def reproduce(ls: LanguageServer, params: Any) -> dict[str, Any]:
+    @rooted(ls, daemon, "octostore/reproduce")
+    async def reproduce(ls: LanguageServer, p: Params, root: Root) -> dict[str, Any]:
         from ...jobs import JobError
         from ...reproduce import job as job_mod
         from ...reproduce import overrides, trust
         from ...reproduce.plan import ENV_KINDS, config, resolve
 
-        p = Params("octostore/reproduce", params)
-        root = await daemon.root(p.str("root", required=True))
         run_id = p.str("run_id", required=True) or ""
         try:
             run = find_run(root, run_id)
@@ -164,7 +152,7 @@ def register(ls: LanguageServer, daemon: Hub) -> None:
         return {"job": job.id, "kind": job.kind, "root": root.path, "run_id": run.run_id,
                 "state": job.state, "phases": list(job.phases)}
 
-    @ls.feature("octostore/jobs")
+    @method(ls, "octostore/jobs")
     async def jobs_(ls: LanguageServer, params: Any) -> dict[str, Any]:
         p = Params("octostore/jobs", params)
         job_id = p.str("job")
@@ -185,7 +173,7 @@ def register(ls: LanguageServer, daemon: Hub) -> None:
                     j.owners.add(ls)
         return {"jobs": [j.to_dict(log_lines) for j in found]}
 
-    @ls.feature("octostore/cancel")
+    @method(ls, "octostore/cancel")
     async def cancel(ls: LanguageServer, params: Any) -> dict[str, Any]:
         p = Params("octostore/cancel", params)
         job_id = p.str("job", required=True) or ""

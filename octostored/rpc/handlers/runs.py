@@ -10,6 +10,7 @@ from ...index.history import downsample
 from ...model import Run, json_float
 from ..errors import BadFilter, ExperimentNotFound, InvalidParams, ReplyTooLarge, RequestTooLarge
 from ..params import Params
+from ..register import rooted
 from ..shape import experiment_row, run_full, run_row, run_row_json
 from .lookup import find_run
 
@@ -165,10 +166,8 @@ def _history(root: Root, run: Run, key: str, x: str, max_points: int) -> dict[st
 
 
 def register(ls: LanguageServer, daemon: Hub) -> None:
-    @ls.feature("octostore/experiments")
-    async def experiments(ls: LanguageServer, params: Any) -> dict[str, Any]:
-        p = Params("octostore/experiments", params)
-        root = await daemon.root(p.str("root", required=True))
+    @rooted(ls, daemon, "octostore/experiments")
+    async def experiments(ls: LanguageServer, p: Params, root: Root) -> dict[str, Any]:
         view = p.choice("view", VIEWS, "active")
         counts: dict[str, list[Any]] = {}
         for r in root.index.runs.values():
@@ -190,16 +189,12 @@ def register(ls: LanguageServer, daemon: Hub) -> None:
         rows.sort(key=lambda e: (-(e["last_activity"] or 0), e["name"]))
         return {"root": root.path, "clock": root.index.clock, "experiments": rows}
 
-    @ls.feature("octostore/runs")
-    async def runs(ls: LanguageServer, params: Any) -> dict[str, Any]:
-        p = Params("octostore/runs", params)
-        root = await daemon.root(p.str("root", required=True))
+    @rooted(ls, daemon, "octostore/runs")
+    async def runs(ls: LanguageServer, p: Params, root: Root) -> dict[str, Any]:
         return await asyncio.to_thread(search_runs, root, p)
 
-    @ls.feature("octostore/run")
-    async def run(ls: LanguageServer, params: Any) -> dict[str, Any]:
-        p = Params("octostore/run", params)
-        root = await daemon.root(p.str("root", required=True))
+    @rooted(ls, daemon, "octostore/run")
+    async def run(ls: LanguageServer, p: Params, root: Root) -> dict[str, Any]:
         r = find_run(root, p.str("run_id", required=True) or "")
         out = run_full(r)
         exp = root.index.experiments.get(r.experiment_key or r.experiment_id)
@@ -241,10 +236,8 @@ def register(ls: LanguageServer, daemon: Hub) -> None:
         out["clock"] = root.index.clock
         return out
 
-    @ls.feature("octostore/metric_history")
-    async def metric_history(ls: LanguageServer, params: Any) -> dict[str, Any]:
-        p = Params("octostore/metric_history", params)
-        root = await daemon.root(p.str("root", required=True))
+    @rooted(ls, daemon, "octostore/metric_history")
+    async def metric_history(ls: LanguageServer, p: Params, root: Root) -> dict[str, Any]:
         run_ids = p.str_list("run_ids") or p.str_list("run_id")
         keys = p.str_list("keys") or p.str_list("key")
         if not run_ids or not keys:
@@ -271,10 +264,8 @@ def register(ls: LanguageServer, daemon: Hub) -> None:
                 "max_points", limit=MAX_POINTS_TOTAL)
         return {"root": root.path, "clock": root.index.clock, "x": x, "series": series}
 
-    @ls.feature("octostore/insights")
-    async def insights(ls: LanguageServer, params: Any) -> dict[str, Any]:
-        p = Params("octostore/insights", params)
-        root = await daemon.root(p.str("root", required=True))
+    @rooted(ls, daemon, "octostore/insights")
+    async def insights(ls: LanguageServer, p: Params, root: Root) -> dict[str, Any]:
         runs = [r for r in _experiment_runs(root, p.str_list("experiment_ids"))
                 if r.lifecycle_stage == "active"]
         lower = p.raw.get("lower_is_better")
@@ -284,10 +275,8 @@ def register(ls: LanguageServer, daemon: Hub) -> None:
         out = await asyncio.to_thread(insights_mod.insights, runs, p.str("metric"), lower)
         return {"root": root.path, "clock": root.index.clock, **out}
 
-    @ls.feature("octostore/compare")
-    async def compare(ls: LanguageServer, params: Any) -> dict[str, Any]:
-        p = Params("octostore/compare", params)
-        root = await daemon.root(p.str("root", required=True))
+    @rooted(ls, daemon, "octostore/compare")
+    async def compare(ls: LanguageServer, p: Params, root: Root) -> dict[str, Any]:
         ids = p.str_list("run_ids")
         ids = list(dict.fromkeys(ids)) if ids else ids
         if ids and len(ids) > MAX_COMPARE:

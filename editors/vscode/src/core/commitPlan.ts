@@ -1,5 +1,15 @@
-// The plan `octostore/commit` answers with `dry_run: true`, read tolerantly (the method is being
-// built while this is written): which runs, which files, the message, warnings.
+// The plan `octostore/commit` answers with `dry_run: true` (CommitReply in the generated
+// protocol.ts), read tolerantly: which runs, which files, the message, warnings. The daemon's own
+// spellings are pinned to the generated types below: a field renamed in the contract fails to
+// compile here.
+import type { CommitReply, CommittedRun } from '../protocol';
+
+/** `K`, checked to be fields of `T`. */
+type Fields<T, K extends keyof T> = K;
+/** What the readings below take from the daemon, by its spellings. */
+export type DaemonCommitFields = Fields<CommitReply, 'runs' | 'files' | 'message' | 'warnings' | 'commit'> |
+  Fields<CommittedRun, 'run_id' | 'experiment' | 'status' | 'run_name'>;
+
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
@@ -19,6 +29,7 @@ export interface CommitPlan {
   warnings: string[];
 }
 
+/** `reply`: a CommitReply of `dry_run: true` (any object is read, tolerantly). */
 export function parsePlan(reply: unknown): CommitPlan {
   const r: Obj = isObj(reply) ? (isObj(reply.plan) ? { ...reply, ...reply.plan } : reply) : {};
   const runs: PlannedRun[] = [];

@@ -1,9 +1,26 @@
 // Reproduction jobs: the reply of `octostore/reproduce`, the `octostore/job` notifications that
-// follow it, and the final result with its verdict. The daemon's job API is being built while
-// this is written (DESIGN.md: "octostore/job notifications carry phase, progress and log lines"),
-// so the reading is tolerant: it accepts the obvious spellings and never throws.
+// follow it, and the final result with its verdict. Their shapes are the generated protocol.ts's
+// (ReproduceStarted, JobNotification, CommitProgress, JobInfo, ReproduceResult, CommandDisplay);
+// the reading stays tolerant (it accepts other obvious spellings too, and never throws), and the
+// daemon's own spellings are pinned to those types below: a field renamed in the contract fails
+// to compile here.
 import { fmtValue, toNumber } from './format';
-import type { WireFloat } from '../protocol';
+import type {
+  CommandDisplay, CommitProgress, JobInfo, JobNotification, MetricCheck as WireMetricCheck, ReproduceResult,
+  ReproduceStarted, WireFloat,
+} from '../protocol';
+
+/** `K`, checked to be fields of `T`. */
+type Fields<T, K extends keyof T> = K;
+/** What the readings below take from the daemon, by its spellings. */
+export type DaemonJobFields = Fields<JobNotification & JobInfo,
+  'job' | 'state' | 'phase' | 'phases' | 'message' | 'progress' | 'result' | 'error'> |
+  Fields<JobNotification, 'lines' | 'event'> | Fields<CommitProgress, 'job' | 'kind' | 'phase' | 'message'> |
+  Fields<ReproduceStarted, 'job' | 'state' | 'phases'>;
+export type DaemonResultFields = Fields<ReproduceResult, 'verdict' | 'metrics' | 'new_run_id'> |
+  Fields<WireMetricCheck, 'key' | 'original' | 'reproduced' | 'status'>;
+export type DaemonCommandFields = Fields<CommandDisplay,
+  'display' | 'interpreter' | 'script' | 'args' | 'env' | 'cwd' | 'commit' | 'source' | 'unusual' | 'reasons'>;
 
 const TERMINAL = new Set(['done', 'succeeded', 'success', 'finished', 'completed', 'complete',
   'failed', 'error', 'errored', 'cancelled', 'canceled', 'killed']);
@@ -37,7 +54,8 @@ export interface JobUpdate {
   result?: Obj;
 }
 
-/** One job notification (or a reply that already holds the final state). */
+/** One job notification (JobNotification, CommitProgress), or a reply that already holds the
+ * final state (JobInfo, ReproduceStarted). */
 export function parseJobUpdate(msg: unknown): JobUpdate {
   const m: Obj = isObj(msg) ? (isObj(msg.job) ? { ...msg, ...msg.job } : msg) : {};
   const state = (str(m.state) ?? str(m.status))?.toLowerCase();
@@ -99,7 +117,7 @@ export interface ReproduceSummary {
 
 const OK_VERDICTS = /^(same|identical|match|matches|matched|reproduced|ok|pass|passed|success|equal|within)$/i;
 
-/** The verdict of a finished reproduction, for a notification. */
+/** The verdict of a finished reproduction (a ReproduceResult), for a notification. */
 export function summarizeResult(result: unknown): ReproduceSummary {
   const r: Obj = isObj(result) ? result : {};
   const metrics: MetricCheck[] = [];

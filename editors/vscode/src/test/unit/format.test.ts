@@ -15,7 +15,7 @@ function run(over: Partial<RunRow> = {}): RunRow {
     run_name: 'rogue-bird-993', status: 'FINISHED', lifecycle_stage: 'active',
     start_time: NOW - 5 * 60_000, end_time: NOW - 4 * 60_000, user_id: 'me', artifact_uri: '',
     params: { n_estimators: '100', max_depth: '8' }, metrics: { rmse: 0.61234, r2: 0.4 },
-    tags: {}, committed: false, warnings: [], clock: 3, ...over,
+    tags: {}, source: 'mlruns', sources: ['mlruns'], committed: false, warnings: [], clock: 3, ...over,
   };
 }
 
