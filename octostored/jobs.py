@@ -46,8 +46,9 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from . import procs
-from .procs import kill_groups, kill_marked
 from .atomicfile import atomic_write
+from .procs import kill_groups, kill_marked
+from .rpc.protocol import NOTIFICATION_JOB
 
 if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
@@ -56,7 +57,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-NOTIFICATION = "octostore/job"
+NOTIFICATION = NOTIFICATION_JOB
 LOG_TAIL = 200
 """Log lines a job keeps (the full console log is the job's business, e.g. an artifact)."""
 LOG_FLUSH_SECONDS = 0.05

@@ -30,9 +30,7 @@ import sys
 from typing import Any
 
 from ..client import Client, RequestError, default_root
-
-HOOK_REFUSED = 1022
-"""``protocol.HOOK_REFUSED`` (not imported: the CLI stays light)."""
+from ..rpc.protocol import HOOK_REFUSED  # the contract: import-free, light
 
 
 def _fail(msg: str) -> int:

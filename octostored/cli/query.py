@@ -13,6 +13,7 @@ import orjson
 
 from ..client import Client
 from ..inert import inert, inert_text
+from ..rpc.protocol import NOTIFICATION_CHANGED
 from .common import (
     UsageError,
     _duration,
@@ -252,7 +253,7 @@ def cmd_watch(c: Client, args: argparse.Namespace) -> int:
     root = _root(args)
     sub = c.call("octostore/subscribe", root=root)
     print(f"watching {inert(sub['root'])} (clock {sub['clock']}); Ctrl-C stops", file=sys.stderr)
-    for n in c.iter_notifications("octostore/changed"):
+    for n in c.iter_notifications(NOTIFICATION_CHANGED):
         p = n["params"]
         if args.json:
             sys.stdout.write(orjson.dumps(p).decode() + "\n")

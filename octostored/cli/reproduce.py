@@ -48,12 +48,11 @@ from ..client import (
     default_root,
 )
 from ..inert import inert
+from ..rpc.protocol import CONFIRMATION_REQUIRED  # the contract: import-free, light
 
 EXIT_DIVERGED = 3
 EXIT_FAILED = 4
 EXIT_NOT_ACCEPTED = 5
-CONFIRMATION_REQUIRED = 1032
-"""octostored.rpc.protocol.CONFIRMATION_REQUIRED (not imported: the CLI stays light)."""
 EXIT_CANCELLED = 130
 TERMINAL = ("done", "failed", "cancelled")
 
