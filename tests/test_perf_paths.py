@@ -206,3 +206,44 @@ def test_a_changed_run_shows_on_the_next_page_never_a_stale_row() -> None:
     # Asked-for columns are shaped per request, next to the cached full rows.
     assert page(columns=["metric.m"])[top]["params"] == {} and page()[top]["params"] == {
         "model": "rf"}
+
+
+def test_a_search_in_a_worker_thread_sees_a_consistent_index_while_the_updater_writes() -> None:
+    """``octostore/runs`` runs in a worker thread while the updater applies batches on the
+    loop: with switches every microsecond, a search that iterated ``removed`` or the runs in
+    Python raised 'dictionary changed size during iteration'."""
+    import sys
+    import threading
+
+    from octostored.index.search import RunQuery
+
+    idx = RootIndex("/r", "i")
+    idx.apply({f"{i:032x}": _run(f"{i:032x}", "db", start_time=i) for i in range(3000)}, {})
+    since = idx.clock
+    idx.apply({}, {}, removed={"db": [f"{i:032x}" for i in range(1500)]})
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def searcher() -> None:
+        try:
+            while not done.is_set():
+                idx.search(RunQuery(since=since, limit=10))
+                idx.search(RunQuery(filter="attributes.start_time > 10", limit=10))
+                idx.search(RunQuery(order_by=("attributes.start_time DESC",), limit=10))
+        except BaseException as exc:  # noqa: BLE001 - the test reports it
+            errors.append(exc)
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    t = threading.Thread(target=searcher)
+    t.start()
+    try:
+        for n in range(300):  # runs come and go, tombstones grow and shrink
+            new = {f"{9000 + n:032x}": _run(f"{9000 + n:032x}", "db", start_time=n)}
+            idx.apply(new, {})
+            idx.apply({}, {}, removed={"db": [f"{9000 + n - 1:032x}"]})
+    finally:
+        done.set()
+        t.join()
+        sys.setswitchinterval(old)
+    assert errors == []

@@ -15,9 +15,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..model import Experiment, Run
+
+if TYPE_CHECKING:
+    from .search import RunPage, RunQuery
 
 TOMBSTONE_LIMIT = 100_000
 """Removed-run records kept for ``since_clock`` answers; older ones force a fresh set."""
@@ -299,12 +302,18 @@ class RootIndex:
         removed = [rid for rid, t in self.removed.items() if t > tick]
         return runs, removed
 
+    def search(self, q: RunQuery) -> RunPage:
+        """A page of runs (the main query: :mod:`.search`); safe in a worker thread."""
+        from .search import search
+
+        return search(self, q)
+
     def experiment_by_id(self, ident: str) -> list[Experiment]:
         """Experiments whose key or MLflow id is ``ident``."""
         exp = self.experiments.get(ident)
         if exp is not None:
             return [exp]
-        return [e for e in self.experiments.values() if e.experiment_id == ident]
+        return [e for e in list(self.experiments.values()) if e.experiment_id == ident]
 
 
 def merge_runs(old: Run, new: Run) -> Run:

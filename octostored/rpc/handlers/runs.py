@@ -47,84 +47,63 @@ def check_query(filter_string: str | None, order_by: list[str] | None) -> None:
 
 
 def _experiment_runs(root: Root, ids: list[str] | None) -> list[Run]:
-    runs = list(root.index.runs.values())
-    if not ids:
-        return runs
-    keys: set[str] = set()
-    for ident in ids:
-        exps = root.index.experiment_by_id(ident)
-        if not exps:
-            exps = [e for e in root.index.experiments.values() if e.name == ident]
-        if not exps:
-            raise ExperimentNotFound(f"no experiment {ident!r} in {root.path}",
-                                     "list them with `octostore experiments`")
-        keys.update(e.key or e.experiment_id for e in exps)
-    return [r for r in runs if (r.experiment_key or r.experiment_id) in keys]
+    from ...index.search import UnknownExperiment, experiment_runs
+
+    try:
+        return experiment_runs(root.index, tuple(ids or ()))
+    except UnknownExperiment as exc:
+        raise ExperimentNotFound(f"no experiment {str(exc)!r} in {root.path}",
+                                 "list them with `octostore experiments`") from None
 
 
 def search_runs(root: Root, p: Params) -> dict[str, Any]:
-    from ...query import MAX_FILTER, FilterError, FilterTooLarge, parse_order_by, search_page
+    """``octostore/runs``: the params checked here, the plan in the index
+    (:meth:`RootIndex.search`), the rows shaped here.  Runs in a worker thread."""
+    from ...index.search import RunQuery, UnknownExperiment
+    from ...query import MAX_FILTER, FilterError, FilterTooLarge
 
-    ids = p.str_list("experiment_ids")
-    view = p.choice("view", VIEWS, "active")
-    filter_string = p.str("filter")
-    order_by = p.str_list("order_by")
+    q = RunQuery(
+        experiment_ids=tuple(p.str_list("experiment_ids") or ()),
+        view=p.choice("view", VIEWS, "active"),
+        filter=p.str("filter"),
+        order_by=tuple(p.str_list("order_by") or ()),
+        offset=p.int("offset", 0, lo=0) or 0,
+        limit=p.int("limit", 1000, lo=0, hi=MAX_LIMIT) or 0,
+        since=p.str("since_clock"),
+    )
     columns = p.str_list("columns")
-    offset = p.int("offset", 0, lo=0)
-    limit = p.int("limit", 1000, lo=0, hi=MAX_LIMIT)
-    since = p.str("since_clock")
-    check_query(filter_string, order_by)
-    clock = root.index.clock
-    removed: list[str] = []
-    fresh = True
-    # All of the index's runs: an equality on a param or tag looks its candidates up, and
-    # then the 10,000-run copy is not needed.
-    lookup = root.index.runs_with if not ids and since is None else None
-    runs: Any = (lambda: _experiment_runs(root, ids)) if lookup else _experiment_runs(root, ids)
-    if since is not None:
-        tick = root.index.parse_clock(since)
-        if tick is not None:
-            fresh = False
-            runs = [r for r in _experiment_runs(root, ids) if r.clock > tick]
-            removed = [rid for rid, t in root.index.removed.items() if t > tick]
+    check_query(q.filter, list(q.order_by) or None)
     try:
-        if not filter_string and since is None and parse_order_by(order_by).attributes_only:
-            # A listing page (the TUI's grid, the editor's tree): the whole ordering is kept
-            # while only metrics, params and tags change, and a page is a slice of it.
-            order = root.index.ordered_ids(
-                ("order", tuple(order_by or ()), view, tuple(ids or ())),
-                lambda: search_page(_experiment_runs(root, ids), None, order_by, view)[1])
-            current = root.index.runs
-            total = len(order)
-            page = [r for rid in order[offset:offset + limit] if (r := current.get(rid)) is not None]
-        else:
-            total, page = search_page(runs, filter_string, order_by, view, limit, offset, lookup)
+        res = root.index.search(q)
+    except UnknownExperiment as exc:
+        raise ExperimentNotFound(f"no experiment {str(exc)!r} in {root.path}",
+                                 "list them with `octostore experiments`") from None
     except FilterTooLarge as exc:
         raise RequestTooLarge(str(exc), "", limit=MAX_FILTER) from None
     except FilterError as exc:
         raise BadFilter(str(exc), "see MLflow's search syntax, e.g. metrics.rmse < 0.7 and "
-                        "params.model = 'rf'", filter=filter_string) from None
+                        "params.model = 'rf'", filter=q.filter) from None
     if columns is not None:
-        rows: list[Any] = [run_row(r, columns) for r in page]
+        rows: list[Any] = [run_row(r, columns) for r in res.runs]
     else:
         # Full rows are encoded once per run version and reused (orjson copies the bytes).
         rows, size = [], 0
-        for r in page:
+        for r in res.runs:
             frag, n = root.index.row(r, run_row_json)
             if rows and size + n > PAGE_BYTES:
                 break  # a page of huge runs: the client goes on from next_offset
             rows.append(frag)
             size += n
-    nxt = offset + len(rows)
+    nxt = q.offset + len(rows)
     return {
         "root": root.path,
-        "clock": clock,
-        "is_fresh_instance": fresh,
-        "total": total,
-        "offset": offset,
-        "next_offset": nxt if nxt < total else None,
+        "clock": res.clock,
+        "is_fresh_instance": res.fresh,
+        "total": res.total,
+        "offset": q.offset,
+        "next_offset": nxt if nxt < res.total else None,
         "runs": rows,
-        "removed": removed,
+        "removed": res.removed,
     }
 
 
