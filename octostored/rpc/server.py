@@ -27,8 +27,14 @@ from pygls.protocol.json_rpc import JsonRPCNotification, JsonRPCRequestMessage
 
 from ..hub import CONNECTION, Hub
 from . import protocol
-from .connection import (MAX_PENDING, MAX_PENDING_BYTES, MAX_REPLY, MAX_WRITE_BUFFER,  # noqa: F401
-                         ConnProtocol, _send_error)
+from .connection import (  # noqa: F401
+    MAX_PENDING,
+    MAX_PENDING_BYTES,
+    MAX_REPLY,
+    MAX_WRITE_BUFFER,
+    ConnProtocol,
+    _send_error,
+)
 
 log = logging.getLogger(__name__)
 
@@ -257,6 +263,8 @@ def handle_body(proto: ConnProtocol, body: bytes) -> None:
     try:
         if isinstance(method, str) and method.startswith("octostore/"):
             if "id" in msg:
+                if proto.dispatch(mid, method, msg.get("params")):
+                    return
                 message: Any = JsonRPCRequestMessage(id=mid, method=method, jsonrpc="2.0",
                                                      params=msg.get("params"))
             else:
