@@ -17,6 +17,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..query import (  # noqa: F401 - the handler takes the errors and caps from here
+    MAX_FILTER,
+    MAX_ORDER_BY,
+    FilterError,
+    FilterTooLarge,
+    parse_order_by,
+    search_page,
+)
+
 if TYPE_CHECKING:
     from ..model import Run
     from .state import RootIndex
@@ -26,7 +35,7 @@ class UnknownExperiment(LookupError):
     """An experiment id or name the index does not hold (``str(exc)`` is the ident)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RunQuery:
     experiment_ids: tuple[str, ...] = ()
     view: str = "active"
@@ -66,8 +75,6 @@ def experiment_runs(index: RootIndex, ids: tuple[str, ...]) -> list[Run]:
 def search(index: RootIndex, q: RunQuery) -> RunPage:
     """The page ``q`` asks for.  Raises :class:`UnknownExperiment` and the query's own
     ``FilterError``/``FilterTooLarge`` for a filter MLflow would refuse."""
-    from ..query import parse_order_by, search_page
-
     clock = index.clock
     ids = q.experiment_ids
     order_by = list(q.order_by) or None

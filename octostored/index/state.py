@@ -22,6 +22,15 @@ from ..model import Experiment, Run
 if TYPE_CHECKING:
     from .search import RunPage, RunQuery
 
+
+def _search(index: RootIndex, q: RunQuery) -> RunPage:
+    """Bound to :func:`.search.search` on first use (it imports the query engine)."""
+    global _search
+    from .search import search
+
+    _search = search
+    return search(index, q)
+
 TOMBSTONE_LIMIT = 100_000
 """Removed-run records kept for ``since_clock`` answers; older ones force a fresh set."""
 VIEW_CACHE = 32
@@ -304,9 +313,7 @@ class RootIndex:
 
     def search(self, q: RunQuery) -> RunPage:
         """A page of runs (the main query: :mod:`.search`); safe in a worker thread."""
-        from .search import search
-
-        return search(self, q)
+        return _search(self, q)
 
     def experiment_by_id(self, ident: str) -> list[Experiment]:
         """Experiments whose key or MLflow id is ``ident``."""

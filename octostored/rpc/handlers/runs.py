@@ -36,7 +36,7 @@ PAGE_BYTES = 24 * 1024 * 1024
 
 def check_query(filter_string: str | None, order_by: list[str] | None) -> None:
     """Refuse a filter or order_by over its size cap before anything parses it (O(1))."""
-    from ...query import MAX_FILTER, MAX_ORDER_BY
+    from ...index.search import MAX_FILTER, MAX_ORDER_BY  # a module: no package fromlist
 
     if filter_string is not None and len(filter_string) > MAX_FILTER:
         raise RequestTooLarge(f"the filter has {len(filter_string)} characters, more than "
@@ -59,8 +59,10 @@ def _experiment_runs(root: Root, ids: list[str] | None) -> list[Run]:
 def search_runs(root: Root, p: Params) -> dict[str, Any]:
     """``octostore/runs``: the params checked here, the plan in the index
     (:meth:`RootIndex.search`), the rows shaped here.  Runs in a worker thread."""
-    from ...index.search import RunQuery, UnknownExperiment
-    from ...query import MAX_FILTER, FilterError, FilterTooLarge
+    # One import of a plain module (the query package loads with the first search, not at
+    # the first connection; a package's fromlist would run importlib's Python code each call).
+    from ...index.search import (MAX_FILTER, FilterError, FilterTooLarge, RunQuery,
+                                 UnknownExperiment)
 
     q = RunQuery(
         experiment_ids=tuple(p.str_list("experiment_ids") or ()),
@@ -87,13 +89,17 @@ def search_runs(root: Root, p: Params) -> dict[str, Any]:
         rows: list[Any] = [run_row(r, columns) for r in res.runs]
     else:
         # Full rows are encoded once per run version and reused (orjson copies the bytes).
-        rows, size = [], 0
-        for r in res.runs:
-            frag, n = root.index.row(r, run_row_json)
-            if rows and size + n > PAGE_BYTES:
-                break  # a page of huge runs: the client goes on from next_offset
-            rows.append(frag)
-            size += n
+        row = root.index.row
+        pairs = [row(r, run_row_json) for r in res.runs]
+        rows = [frag for frag, _n in pairs]
+        if sum(n for _frag, n in pairs) > PAGE_BYTES:  # a page of huge runs: cut it, and
+            size, keep = 0, 0                          # the client goes on from next_offset
+            for _frag, n in pairs:
+                if keep and size + n > PAGE_BYTES:
+                    break
+                size += n
+                keep += 1
+            rows = rows[:keep]
     nxt = q.offset + len(rows)
     return {
         "root": root.path,
