@@ -139,16 +139,17 @@ class OctostoreApp(App[None]):
 
     def action_commit(self) -> None:
         self.notify(
-            "Committing runs from the dashboard is not available yet; use "
-            "`octostore commit` once it lands.",
+            "The dashboard does not commit runs itself: in a terminal, "
+            "`octostore commit --dry-run` shows what would go into git, `octostore commit` "
+            "commits it.",
             title="Commit runs",
             timeout=5,
         )
 
     def action_reproduce(self) -> None:
         self.notify(
-            "Reproducing a run from the dashboard is not available yet; use "
-            "`octostore reproduce RUN` once it lands.",
+            "The dashboard does not reproduce runs itself: in a terminal, "
+            "`octostore reproduce RUN` shows what will run, asks, and compares the metrics.",
             title="Reproduce run",
             timeout=5,
         )
@@ -178,14 +179,14 @@ class OctostoreApp(App[None]):
             for title, help_text, callback in target.palette_commands():
                 yield SystemCommand(title, help_text, callback)
         yield SystemCommand(
-            "Commit runs (not available yet)",
-            "Lands with `octostore commit`",
+            "Commit runs (says how, in a terminal)",
+            "`octostore commit` puts runs, their environment and code state into git",
             self.action_commit,
             discover=False,
         )
         yield SystemCommand(
-            "Reproduce run (not available yet)",
-            "Lands with `octostore reproduce`",
+            "Reproduce run (says how, in a terminal)",
+            "`octostore reproduce RUN` re-runs a committed run and compares its metrics",
             self.action_reproduce,
             discover=False,
         )

@@ -638,15 +638,15 @@ async def test_help_palette_and_theme(env: TuiEnv, wine: dict[str, Any]) -> None
             "Runs: choose columns",
             "Runs: compare marked runs",
             "Runs: show or hide deleted runs",
-            "Commit runs (not available yet)",
-            "Reproduce run (not available yet)",
+            "Commit runs (says how, in a terminal)",
+            "Reproduce run (says how, in a terminal)",
         ):
             assert title in titles
         theme = app.theme
         await pilot.press("ctrl+t")
         assert app.theme != theme
         await pilot.press("C")
-        assert any("not available yet" in n for n in notes(app))
+        assert any("`octostore commit`" in n for n in notes(app))
 
 
 def test_mlflow_agrees_on_the_fixture(wine: dict[str, Any]) -> None:

@@ -193,6 +193,9 @@ def _stamp() -> list[object]:
 
 
 def _write(path: str, data: bytes) -> None:
+    # Not atomicfile.atomic_write: this module's source also runs alone (``python -c``) in
+    # another interpreter to lock its environment (cli/commit.py), so it imports nothing
+    # of ours.
     folder = os.path.dirname(path)
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)

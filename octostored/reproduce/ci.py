@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import os
 
+from ..atomicfile import atomic_write
+
 WORKFLOW_PATH = os.path.join(".github", "workflows", "octostore-reproduce.yml")
 DEFAULT_PYTHON = "3.11"
 
@@ -241,9 +243,5 @@ def write_workflow(root: str, package: str, python: str | None = None,
             if f.read() != text:
                 raise WorkflowExists(f"{WORKFLOW_PATH} exists and differs; pass --force to "
                                      "overwrite it")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    atomic_write(path, text.encode("utf-8"))
     return {"path": path, "relpath": WORKFLOW_PATH}

@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import paths, settings
+from ..atomicfile import atomic_write
 from ..capture import envlock as capture_envlock
 from ..jobs import JobContext, JobError
 from . import envcache, proc
@@ -500,10 +501,7 @@ def _write_marker(folder: str, built: BuiltEnv, spec: EnvSpec) -> None:
             "built": time.time(), "seconds": round(built.seconds, 3), "failed": built.failed,
             "spec": spec.describe(), "lock": built.lock,
             "lock_sha256": lock_digest(built.lock)[0] if built.lock else ""}
-    tmp = os.path.join(folder, MARKER + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f)
-    os.replace(tmp, os.path.join(folder, MARKER))
+    atomic_write(os.path.join(folder, MARKER), json.dumps(data).encode())
 
 
 def _error_line(lines: list[str]) -> str:
