@@ -25,6 +25,7 @@ from ..query import (  # noqa: F401 - the handler takes the errors and caps from
     parse_order_by,
     search_page,
 )
+from .copies import snapshot
 
 if TYPE_CHECKING:
     from ..model import Run
@@ -59,10 +60,10 @@ class RunPage:
 
 def experiment_runs(index: RootIndex, ids: tuple[str, ...]) -> list[Run]:
     """The runs of the experiments ``ids`` (keys, MLflow ids or names; all when empty)."""
-    runs = list(index.runs.values())
+    runs = snapshot(index.runs)
     if not ids:
         return runs
-    experiments = list(index.experiments.values())
+    experiments = snapshot(index.experiments)
     keys: set[str] = set()
     for ident in ids:
         exps = index.experiment_by_id(ident) or [e for e in experiments if e.name == ident]
@@ -86,7 +87,7 @@ def search(index: RootIndex, q: RunQuery) -> RunPage:
         removed: list[str] = []
         if tick is not None:
             runs = [r for r in runs if r.clock > tick]
-            removed = [rid for rid, t in list(index.removed.items()) if t > tick]
+            removed = [rid for rid, t in snapshot(index.removed, items=True) if t > tick]
         total, page = search_page(runs, q.filter, order_by, q.view, q.limit, q.offset)
         return RunPage(clock, tick is None, total, page, removed)
     if not q.filter and parse_order_by(order_by).attributes_only:

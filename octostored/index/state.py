@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..model import Experiment, Run
+from .copies import snapshot
 
 if TYPE_CHECKING:
     from .search import RunPage, RunQuery
@@ -247,7 +248,7 @@ class RootIndex:
         hit = self._views.get(name)
         if hit is not None and hit[0] == stamp:
             return hit[1]
-        value = build(list(self.runs.values()))
+        value = build(snapshot(self.runs))
         if len(self._views) >= VIEW_CACHE:
             self._views.clear()
         self._views[name] = (stamp, value)
@@ -320,7 +321,7 @@ class RootIndex:
         exp = self.experiments.get(ident)
         if exp is not None:
             return [exp]
-        return [e for e in list(self.experiments.values()) if e.experiment_id == ident]
+        return [e for e in snapshot(self.experiments) if e.experiment_id == ident]
 
 
 def merge_runs(old: Run, new: Run) -> Run:
