@@ -123,9 +123,10 @@ def test_terminal_case(case: dict[str, Any]) -> None:
     if reason is None:
         check(case)
         return
+    # A documented limit of this renderer (``reason``): the case must still come out unlike
+    # xterm. The day it matches, this fails ('DID NOT RAISE'): drop the case's "skip".
     with pytest.raises(AssertionError):
         check(case)
-    pytest.skip(reason)
 
 
 def test_the_cases_are_many_and_well_formed() -> None:
