@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from typing import Any
 
 KILL_GRACE_SECONDS = 3.0
 """Seconds between SIGTERM and SIGKILL."""
@@ -62,6 +63,26 @@ def _has_marker(pid: int, job_id: str) -> bool:
     return f"{JOB_ENV}={job_id}".encode() in env.split(b"\0")
 
 
+def _term_then_kill(targets: list[int], send: Any, alive: Any) -> None:
+    """``send(t, SIGTERM)`` to each target, wait up to :data:`KILL_GRACE_SECONDS` while any is
+    ``alive``, then ``send(t, SIGKILL)`` to the ones still alive."""
+    for t in targets:
+        try:
+            send(t, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            pass
+    deadline = time.monotonic() + KILL_GRACE_SECONDS
+    while targets and time.monotonic() < deadline:
+        targets = [t for t in targets if alive(t)]
+        if targets:
+            time.sleep(0.05)
+    for t in targets:
+        try:
+            send(t, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
 def kill_groups(pgids: list[int], job_id: str | None = None) -> None:
     """SIGTERM the process groups, then SIGKILL what is left after a grace period.
 
@@ -70,19 +91,7 @@ def kill_groups(pgids: list[int], job_id: str | None = None) -> None:
     """
     targets = [g for g in pgids if g > 1 and g != os.getpgrp()
                and (job_id is None or _has_marker(g, job_id))]
-    for g in targets:
-        try:
-            os.killpg(g, signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
-            pass
-    deadline = time.monotonic() + KILL_GRACE_SECONDS
-    while time.monotonic() < deadline and any(_group_alive(g) for g in targets):
-        time.sleep(0.05)
-    for g in targets:
-        try:
-            os.killpg(g, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+    _term_then_kill(targets, os.killpg, _group_alive)
 
 
 def marked_pids(job_id: str) -> list[int]:
@@ -101,19 +110,4 @@ def marked_pids(job_id: str) -> list[int]:
 
 def kill_marked(job_id: str) -> None:
     """Kill processes that carry the job's marker but escaped its process groups (setsid)."""
-    pids = marked_pids(job_id)
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
-            pass
-    deadline = time.monotonic() + KILL_GRACE_SECONDS
-    while pids and time.monotonic() < deadline:
-        pids = [p for p in pids if running(p)]
-        if pids:
-            time.sleep(0.05)
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+    _term_then_kill(marked_pids(job_id), os.kill, running)
